@@ -1,0 +1,53 @@
+// Package awsapi is the protocol-neutral core of berth's AWS-compatible API:
+// the request context (request id, authenticated principal), the wire error
+// value, and the Router that reads a request, identifies the service and
+// protocol, authenticates it with SigV4 and hands it to the service.
+// Protocol packages (awsjson, awsquery) know nothing about ECS; service
+// packages (ecsapi, …) know nothing about HTTP framing.
+package awsapi
+
+import (
+	"context"
+
+	"github.com/berth-dev/berth/internal/iam"
+)
+
+// Error is an error as it goes on the wire: an exception name, a message and
+// an HTTP status. Service edges produce it from errdefs kinds; protocols
+// render it in their envelope.
+type Error struct {
+	Code       string // e.g. "ClusterNotFoundException"
+	Message    string
+	HTTPStatus int
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+type ctxKey int
+
+const (
+	principalKey ctxKey = iota
+	requestIDKey
+)
+
+// WithPrincipal returns ctx carrying the authenticated caller.
+func WithPrincipal(ctx context.Context, p iam.Principal) context.Context {
+	return context.WithValue(ctx, principalKey, p)
+}
+
+// PrincipalFrom returns the authenticated caller carried by ctx.
+func PrincipalFrom(ctx context.Context) (iam.Principal, bool) {
+	p, ok := ctx.Value(principalKey).(iam.Principal)
+	return p, ok
+}
+
+// WithRequestID returns ctx carrying the request id.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey, id)
+}
+
+// RequestIDFrom returns the request id carried by ctx, or "".
+func RequestIDFrom(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey).(string)
+	return id
+}
