@@ -9,19 +9,15 @@ package awsapi
 import (
 	"context"
 
+	"github.com/berth-dev/berth/internal/awsapi/apierror"
 	"github.com/berth-dev/berth/internal/iam"
 )
 
 // Error is an error as it goes on the wire: an exception name, a message and
 // an HTTP status. Service edges produce it from errdefs kinds; protocols
-// render it in their envelope.
-type Error struct {
-	Code       string // e.g. "ClusterNotFoundException"
-	Message    string
-	HTTPStatus int
-}
-
-func (e *Error) Error() string { return e.Code + ": " + e.Message }
+// render it in their envelope. It lives in the leaf package apierror so that
+// the protocol packages, which this package imports, can use it too.
+type Error = apierror.Error
 
 type ctxKey int
 

@@ -1,0 +1,83 @@
+package account
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/berth-dev/berth/internal/errdefs"
+)
+
+// Profile is the AWS CLI profile berth writes.
+const Profile = "berth"
+
+// Files are the paths of the shared AWS files in a data directory.
+type Files struct {
+	Credentials string
+	Config      string
+}
+
+// FilesIn returns the shared-file paths inside dataDir.
+func FilesIn(dataDir string) Files {
+	return Files{Credentials: filepath.Join(dataDir, "credentials"), Config: filepath.Join(dataDir, "config")}
+}
+
+// WriteProfileFiles writes DATA/credentials and DATA/config in the AWS
+// shared-file format, profile "berth", readable by the owner only. They are
+// rewritten at every start from the stored key, so the endpoint they name is
+// always the current one.
+func WriteProfileFiles(f Files, acct Account, key AccessKey, endpointURL string) error {
+	creds := fmt.Sprintf(`# Written by berth: the admin access key of account %s.
+[%s]
+aws_access_key_id = %s
+aws_secret_access_key = %s
+`, acct.ID, Profile, key.AccessKeyID, key.SecretAccessKey)
+	conf := fmt.Sprintf(`# Written by berth at every start.
+[profile %s]
+region = %s
+output = json
+endpoint_url = %s
+`, Profile, acct.Region, endpointURL)
+	if err := writeFileAtomic(f.Credentials, creds); err != nil {
+		return err
+	}
+	return writeFileAtomic(f.Config, conf)
+}
+
+// PasteLines returns the shell lines a user pastes to point the AWS CLI at
+// berth.
+func PasteLines(f Files, endpointURL string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "export AWS_SHARED_CREDENTIALS_FILE=%s AWS_CONFIG_FILE=%s AWS_PROFILE=%s\n", f.Credentials, f.Config, Profile)
+	fmt.Fprintf(&b, "export AWS_ENDPOINT_URL=%s\n", endpointURL)
+	fmt.Fprintf(&b, "aws --endpoint-url %s ecs list-clusters\n", endpointURL)
+	return b.String()
+}
+
+func writeFileAtomic(path, content string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return errdefs.Internal(err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after a successful rename
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return errdefs.Internal(err)
+	}
+	if _, err := tmp.WriteString(content); err != nil {
+		tmp.Close()
+		return errdefs.Internal(err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return errdefs.Internal(err)
+	}
+	if err := tmp.Close(); err != nil {
+		return errdefs.Internal(err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return errdefs.Internal(err)
+	}
+	return nil
+}

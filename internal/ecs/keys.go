@@ -1,0 +1,111 @@
+package ecs
+
+import (
+	"fmt"
+	"net/url"
+
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+)
+
+// The store key layout of the ECS domain. Every key lives under /v1/ecs/;
+// the "v1" segment lets a later layout migrate side by side. Names used in
+// keys (cluster names, families) are restricted by ECS to [A-Za-z0-9_-], so
+// they never contain a slash and a prefix listing never spills into a
+// neighbour; principal ARNs, which do contain slashes, are path-escaped.
+// docs/architecture/store-keys.md documents the layout.
+const (
+	keyRoot = "/v1/ecs/"
+
+	// ClustersPrefix holds one Cluster record per cluster name.
+	ClustersPrefix = keyRoot + "clusters/"
+	// TaskDefinitionsPrefix holds one TaskDefinitionRecord per revision, under
+	// a per-family prefix.
+	TaskDefinitionsPrefix = keyRoot + "task-definitions/"
+	// TaskDefinitionFamiliesPrefix holds one TaskDefinitionFamily record per
+	// family ever registered.
+	TaskDefinitionFamiliesPrefix = keyRoot + "task-definition-families/"
+	// AccountSettingsPrefix holds one AccountSetting per principal and name.
+	AccountSettingsPrefix = keyRoot + "account-settings/"
+
+	servicesRoot           = keyRoot + "services/"
+	tasksRoot              = keyRoot + "tasks/"
+	containerInstancesRoot = keyRoot + "container-instances/"
+)
+
+// revisionDigits zero-pads revisions in keys so that lexical key order is
+// numeric revision order. ECS caps a family at 1,000,000 revisions; ten
+// digits hold any int32.
+const revisionDigits = 10
+
+// ClusterKey is the key of a cluster's record.
+func ClusterKey(name string) string { return ClustersPrefix + name }
+
+// ServicesPrefix is the prefix of a cluster's service records. Services
+// arrive in a later issue; DeleteCluster already refuses a cluster that has
+// records here.
+func ServicesPrefix(cluster string) string { return servicesRoot + cluster + "/" }
+
+// ServiceKey is the key of one service of a cluster.
+func ServiceKey(cluster, name string) string { return ServicesPrefix(cluster) + name }
+
+// TasksPrefix is the prefix of a cluster's task records.
+func TasksPrefix(cluster string) string { return tasksRoot + cluster + "/" }
+
+// TaskKey is the key of one task of a cluster.
+func TaskKey(cluster, id string) string { return TasksPrefix(cluster) + id }
+
+// ContainerInstancesPrefix is the prefix of a cluster's container-instance
+// records.
+func ContainerInstancesPrefix(cluster string) string { return containerInstancesRoot + cluster + "/" }
+
+// ContainerInstanceKey is the key of one container instance of a cluster.
+func ContainerInstanceKey(cluster, id string) string { return ContainerInstancesPrefix(cluster) + id }
+
+// TaskDefinitionFamilyPrefix is the prefix of all revisions of a family.
+func TaskDefinitionFamilyPrefix(family string) string { return TaskDefinitionsPrefix + family + "/" }
+
+// TaskDefinitionKey is the key of one revision of a family.
+func TaskDefinitionKey(family string, revision int32) string {
+	return fmt.Sprintf("%s%0*d", TaskDefinitionFamilyPrefix(family), revisionDigits, revision)
+}
+
+// TaskDefinitionFamilyKey is the key of a family's record.
+func TaskDefinitionFamilyKey(family string) string { return TaskDefinitionFamiliesPrefix + family }
+
+// AccountSettingsPrincipalPrefix is the prefix of one principal's settings.
+func AccountSettingsPrincipalPrefix(principalARN string) string {
+	return AccountSettingsPrefix + url.PathEscape(principalARN) + "/"
+}
+
+// AccountSettingKey is the key of one principal's value of one setting. The
+// account default is the setting of the account's root principal (RootARN).
+func AccountSettingKey(principalARN string, name types.SettingName) string {
+	return AccountSettingsPrincipalPrefix(principalARN) + string(name)
+}
+
+// TaskDefinitionRecord is the value stored at TaskDefinitionKey: the task
+// definition exactly as DescribeTaskDefinition returns it, plus its tags
+// (which ECS returns beside it, not inside it).
+type TaskDefinitionRecord struct {
+	TaskDefinition types.TaskDefinition `json:"taskDefinition"`
+	Tags           []types.Tag          `json:"tags,omitempty"`
+}
+
+// TaskDefinitionFamily is the value stored at TaskDefinitionFamilyKey. It is
+// written in the same transaction as every revision change of the family,
+// so its counters are exact.
+type TaskDefinitionFamily struct {
+	Family string `json:"family"`
+	// LastRevision is the highest revision ever registered. It never goes
+	// down, so a revision number is never reused, even after deletion.
+	LastRevision int32 `json:"lastRevision"`
+	// Revisions counts stored revisions in any status; a family with none
+	// left is no longer listed.
+	Revisions int `json:"revisions"`
+	// ActiveRevisions counts ACTIVE revisions; the family is ACTIVE when it
+	// has one.
+	ActiveRevisions int `json:"activeRevisions"`
+}
+
+// MaxTaskDefinitionRevisions is ECS's quota of revisions per family.
+const MaxTaskDefinitionRevisions = 1000000

@@ -1,0 +1,149 @@
+package ecsapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/berth-dev/berth/internal/awsapi"
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/iam"
+	"github.com/berth-dev/berth/internal/store"
+)
+
+// anyResource is the IAM resource of actions that are not resource-scoped.
+const anyResource = "*"
+
+// authorize checks that the caller may perform ecs:<action> on resource.
+// A request without a principal (which the router never lets through) is
+// checked as the zero principal, which no authorizer allows.
+func (h *handlers) authorize(ctx context.Context, action, resource string) error {
+	p, _ := awsapi.PrincipalFrom(ctx)
+	return h.authz.Authorize(ctx, p, "ecs:"+action, resource)
+}
+
+// caller returns the authenticated principal.
+func caller(ctx context.Context) iam.Principal {
+	p, _ := awsapi.PrincipalFrom(ctx)
+	return p
+}
+
+// maxTxnAttempts bounds the compare-and-swap retries of one request. A
+// conflict means another request changed the same keys between our read
+// and our write; a few retries resolve any realistic contention.
+const maxTxnAttempts = 16
+
+// commit runs attempt, which reads what it needs and returns a transaction,
+// and applies that transaction; it starts again from the read when a
+// condition fails. An attempt that returns no ops commits nothing (the
+// request needs no write). attempt may be called several times, so it must
+// not keep state from an earlier call other than what it overwrites.
+func (h *handlers) commit(ctx context.Context, attempt func() ([]store.Cond, []store.Op, error)) error {
+	for i := 0; ; i++ {
+		conds, ops, err := attempt()
+		if err != nil {
+			return err
+		}
+		if len(ops) == 0 {
+			return nil
+		}
+		_, err = h.store.Txn(ctx, conds, ops)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, errdefs.ErrConflict) {
+			return storeError(err)
+		}
+		if i+1 >= maxTxnAttempts {
+			return &errdefs.Error{Kind: errdefs.ErrConflict, Message: "concurrent update", Cause: err}
+		}
+		if err := backoff(ctx, i); err != nil {
+			return err
+		}
+	}
+}
+
+// backoff waits a little before retry i+1, with jitter so that competing
+// requests do not collide again in lockstep.
+func backoff(ctx context.Context, i int) error {
+	d := time.Duration(1<<min(i, 5)) * time.Millisecond
+	d += rand.N(d)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// storeError wraps an unexpected store failure: the caller sees a
+// ServerException; the cause goes to the log.
+func storeError(err error) error {
+	if errors.Is(err, errdefs.ErrUnavailable) {
+		return &errdefs.Error{Kind: errdefs.ErrUnavailable, Message: "store unavailable", Cause: err}
+	}
+	return errdefs.Internal(err)
+}
+
+// get reads and decodes the record at key. found is false when the key does
+// not exist; err is only set for store or decoding failures.
+func get[T any](ctx context.Context, r store.Reader, key string) (v T, modRev int64, found bool, err error) {
+	v, modRev, err = store.GetJSON[T](ctx, r, key)
+	switch {
+	case err == nil:
+		return v, modRev, true, nil
+	case errors.Is(err, errdefs.ErrNotFound):
+		var zero T
+		return zero, 0, false, nil
+	default:
+		return v, 0, false, storeError(err)
+	}
+}
+
+// list reads and decodes every record under prefix, with its key.
+func list[T any](ctx context.Context, r store.Reader, prefix string) ([]keyed[T], error) {
+	kvs, _, err := r.List(ctx, prefix)
+	if err != nil {
+		return nil, storeError(err)
+	}
+	out := make([]keyed[T], 0, len(kvs))
+	for _, kv := range kvs {
+		v, err := decode[T](kv)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, keyed[T]{Key: kv.Key, ModRevision: kv.ModRevision, Value: v})
+	}
+	return out, nil
+}
+
+// keyed is a decoded record with its key and mod revision.
+type keyed[T any] struct {
+	Key         string
+	ModRevision int64
+	Value       T
+}
+
+func decode[T any](kv store.KV) (T, error) {
+	var v T
+	if err := json.Unmarshal(kv.Value, &v); err != nil {
+		return v, errdefs.Internal(fmt.Errorf("decode %s: %w", kv.Key, err))
+	}
+	return v, nil
+}
+
+// put returns an OpPut of v as JSON.
+func put(key string, v any) (store.Op, error) {
+	return store.PutJSON(key, v)
+}
+
+// now is the handler's clock, truncated to milliseconds as ECS's
+// timestamps are.
+func (h *handlers) now() time.Time {
+	return h.clock.Now().UTC().Truncate(time.Millisecond)
+}

@@ -1,0 +1,181 @@
+// Package server is the composition root of berth's control plane: it opens
+// the state store (embedded etcd, or an external cluster), the watch-fed
+// cache, bootstraps the account, builds the AWS API router with every
+// service, and serves HTTP until its context ends. Nothing else wires
+// packages together.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/berth-dev/berth/internal/account"
+	"github.com/berth-dev/berth/internal/awsapi"
+	"github.com/berth-dev/berth/internal/awsapi/awsjson"
+	"github.com/berth-dev/berth/internal/awsapi/sigv4"
+	"github.com/berth-dev/berth/internal/clock"
+	"github.com/berth-dev/berth/internal/config"
+	"github.com/berth-dev/berth/internal/ecsapi"
+	"github.com/berth-dev/berth/internal/iam"
+	"github.com/berth-dev/berth/internal/store/watchcache"
+)
+
+// Server is a running control plane.
+type Server struct {
+	cfg      config.Server
+	log      *slog.Logger
+	account  account.Account
+	files    account.Files
+	endpoint string
+
+	listener net.Listener
+	http     *http.Server
+	backend  *backend
+	cache    *watchcache.Cache
+}
+
+// Start opens the store, bootstraps the account and starts listening. The
+// caller must call Run (which serves until ctx ends) or Close.
+func Start(ctx context.Context, cfg config.Server, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	s := &Server{cfg: cfg, log: log, files: account.FilesIn(cfg.DataDir)}
+	ok := false
+	defer func() {
+		if !ok {
+			s.Close()
+		}
+	}()
+
+	var err error
+	if s.backend, err = openBackend(ctx, cfg, log); err != nil {
+		return nil, err
+	}
+	if s.cache, err = watchcache.New(ctx, s.backend.store, "/"); err != nil {
+		return nil, fmt.Errorf("start cache: %w", err)
+	}
+	st := watchcache.NewCachedStore(s.backend.store, s.cache)
+
+	clk := clock.Real{}
+	if s.account, err = account.Bootstrap(ctx, st, cfg.Region, clk.Now()); err != nil {
+		return nil, err
+	}
+	if s.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	s.endpoint = "http://" + s.listener.Addr().String()
+	key, err := account.AdminKey(ctx, st, s.account)
+	if err != nil {
+		return nil, fmt.Errorf("read admin key: %w", err)
+	}
+	if err := account.WriteProfileFiles(s.files, s.account, key, s.endpoint); err != nil {
+		return nil, fmt.Errorf("write shared AWS files: %w", err)
+	}
+
+	reg := newRegistry()
+	authz := iam.AdminOnly{AdminARN: s.account.AdminARN()}
+	router := &awsapi.Router{
+		Verifier: &sigv4.Verifier{
+			Creds:  account.Keys{Reader: st, Account: s.account},
+			Clock:  clk,
+			Region: s.account.Region,
+		},
+		JSON: []*awsjson.Service{ecsapi.New(ecsapi.Config{
+			Store: st, Authorizer: authz, Clock: clk,
+			Region: s.account.Region, AccountID: s.account.ID, Logger: log,
+		})},
+		MaxBodyBytes: cfg.MaxBodyBytes,
+		Metrics:      newAPIMetrics(reg),
+		Logger:       log,
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/", router)
+	s.http = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ok = true
+	return s, nil
+}
+
+// Endpoint is the URL clients use, e.g. http://127.0.0.1:7400.
+func (s *Server) Endpoint() string { return s.endpoint }
+
+// Account is the account this server serves.
+func (s *Server) Account() account.Account { return s.account }
+
+// Files are the shared AWS files written into the data directory.
+func (s *Server) Files() account.Files { return s.files }
+
+// Run serves until ctx ends, then shuts down gracefully: in-flight requests
+// finish (up to 15 s), then the cache, the store and embedded etcd close.
+// Every acknowledged write is already durable in etcd's WAL.
+func (s *Server) Run(ctx context.Context) error {
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- s.http.Serve(s.listener) }()
+	s.log.Info("berth API listening", "endpoint", s.endpoint, "account", s.account.ID, "region", s.account.Region)
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+	case err = <-s.backend.failed():
+		err = fmt.Errorf("embedded etcd failed: %w", err)
+	}
+	s.log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if serr := s.http.Shutdown(shutdownCtx); serr != nil && err == nil {
+		err = serr
+	}
+	if cerr := s.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// Close releases everything Start opened. Safe to call more than once.
+func (s *Server) Close() error {
+	var errs []error
+	if s.listener != nil && s.http == nil {
+		errs = append(errs, s.listener.Close())
+	}
+	if s.cache != nil {
+		s.cache.Close()
+		s.cache = nil
+	}
+	if s.backend != nil {
+		errs = append(errs, s.backend.close())
+		s.backend = nil
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if _, err := s.backend.store.Revision(ctx); err != nil {
+		http.Error(w, "store unavailable: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok\n"))
+}
