@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 type cluster struct {
@@ -269,16 +271,7 @@ func TestCLIAuthentication(t *testing.T) {
 	if res.code == 0 || !strings.Contains(res.stderr, "(MissingAuthenticationTokenException)") {
 		t.Errorf("unsigned: exit %d, stderr %q", res.code, res.stderr)
 	}
-	creds, err := os.ReadFile(filepath.Join(b.dataDir, "credentials"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var akid string
-	for _, line := range strings.Split(string(creds), "\n") {
-		if k, v, ok := strings.Cut(line, "="); ok && strings.TrimSpace(k) == "aws_access_key_id" {
-			akid = strings.TrimSpace(v)
-		}
-	}
+	akid := b.adminCreds().AccessKeyID
 	res = b.awsWithEnv([]string{"AWS_PROFILE=", "AWS_DEFAULT_REGION=us-east-1", "AWS_ACCESS_KEY_ID=" + akid, "AWS_SECRET_ACCESS_KEY=wrongwrongwrongwrongwrongwrongwrongwrong"},
 		"ecs", "list-clusters")
 	if res.code == 0 || !strings.Contains(res.stderr, "(InvalidSignatureException)") {
@@ -292,7 +285,7 @@ func TestCLIAuthentication(t *testing.T) {
 	}
 
 	// A clock 10 minutes behind: the CLI signs with a stale date.
-	_, err = exec.LookPath("faketime")
+	_, err := exec.LookPath("faketime")
 	requirePrereq(t, "faketime (Debian package faketime)", err == nil)
 	for _, offset := range []string{"-10m", "+10m"} {
 		res = b.awsVia([]string{"faketime", "-f", offset}, nil, "ecs", "list-clusters")
@@ -361,4 +354,39 @@ func TestHealthAndMetrics(t *testing.T) {
 	if !strings.Contains(body, `berth_api_request_duration_seconds_bucket{action="ListClusters"`) {
 		t.Errorf("metrics lack the ListClusters latency histogram")
 	}
+}
+
+// TestExternalEtcd points a second server at the first one's etcd with
+// --etcd-endpoints: both serve the same account and state, which is also
+// how several servers share one external etcd cluster.
+func TestExternalEtcd(t *testing.T) {
+	cliAvailable(t)
+	a := startBerth(t, t.TempDir())
+	raw, err := os.ReadFile(filepath.Join(a.dataDir, "etcd.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var urls struct{ Client string }
+	if err := json.Unmarshal(raw, &urls); err != nil || urls.Client == "" {
+		t.Fatalf("etcd.json %q: %v", raw, err)
+	}
+	b := startCommand(t, "server", t.TempDir(), "--etcd-endpoints", urls.Client)
+	if b.account != a.account {
+		t.Fatalf("server on external etcd has account %s, want %s", b.account, a.account)
+	}
+	if _, err := os.Stat(filepath.Join(b.dataDir, "etcd")); !os.IsNotExist(err) {
+		t.Errorf("server with --etcd-endpoints started an embedded etcd too (%v)", err)
+	}
+	a.awsJSON(nil, "ecs", "create-cluster", "--cluster-name", "shared")
+	var desc struct{ Clusters []cluster }
+	waitFor(t, 10*time.Second, "the second server to see the cluster", func() bool {
+		b.awsJSON(&desc, "ecs", "describe-clusters", "--clusters", "shared")
+		return len(desc.Clusters) == 1
+	})
+	b.awsJSON(nil, "ecs", "register-task-definition", "--family", "via-b", "--container-definitions", webContainers)
+	var td struct{ TaskDefinition taskDefinition }
+	waitFor(t, 10*time.Second, "the first server to see the task definition", func() bool {
+		res := a.aws("ecs", "describe-task-definition", "--task-definition", "via-b")
+		return res.code == 0 && json.Unmarshal([]byte(res.stdout), &td) == nil && td.TaskDefinition.Revision == 1
+	})
 }

@@ -90,8 +90,14 @@ var upLine = regexp.MustCompile(`berth is up: account (\d{12}), region ([a-z0-9-
 // until /healthz answers.
 func startBerth(t *testing.T, dataDir string, args ...string) *instance {
 	t.Helper()
+	return startCommand(t, "up", dataDir, args...)
+}
+
+// startCommand runs `berth <sub>` (up or server) like startBerth.
+func startCommand(t *testing.T, sub, dataDir string, args ...string) *instance {
+	t.Helper()
 	in := &instance{t: t, dataDir: dataDir, output: &syncBuffer{}, done: make(chan error, 1)}
-	all := append([]string{"up", "--data-dir", dataDir, "--listen", "127.0.0.1:0", "--log-level", "warn"}, args...)
+	all := append([]string{sub, "--data-dir", dataDir, "--listen", "127.0.0.1:0", "--log-level", "warn"}, args...)
 	in.cmd = exec.Command(binary, all...)
 	in.cmd.Stderr = in.output
 	stdout, err := in.cmd.StdoutPipe()

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,32 +16,18 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	"github.com/berth-dev/berth/internal/account"
 )
 
 // adminCreds reads the access key berth wrote into the data directory.
 func (in *instance) adminCreds() aws.Credentials {
 	in.t.Helper()
-	b, err := os.ReadFile(filepath.Join(in.dataDir, "credentials"))
+	id, secret, err := account.ReadCredentials(filepath.Join(in.dataDir, "credentials"))
 	if err != nil {
 		in.t.Fatal(err)
 	}
-	var c aws.Credentials
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			continue
-		}
-		switch strings.TrimSpace(k) {
-		case "aws_access_key_id":
-			c.AccessKeyID = strings.TrimSpace(v)
-		case "aws_secret_access_key":
-			c.SecretAccessKey = strings.TrimSpace(v)
-		}
-	}
-	if c.AccessKeyID == "" || c.SecretAccessKey == "" {
-		in.t.Fatalf("no key in credentials file:\n%s", b)
-	}
-	return c
+	return aws.Credentials{AccessKeyID: id, SecretAccessKey: secret}
 }
 
 func (in *instance) ecsClient(creds aws.Credentials) *ecs.Client {

@@ -6,7 +6,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -24,6 +23,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+
+	"github.com/berth-dev/berth/internal/account"
 )
 
 func main() {
@@ -127,27 +128,6 @@ func run(endpoint, dataDir string, workers int, duration time.Duration, maxReque
 }
 
 func readCreds(path string) (aws.Credentials, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return aws.Credentials{}, err
-	}
-	defer f.Close()
-	var c aws.Credentials
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), "=")
-		if !ok {
-			continue
-		}
-		switch strings.TrimSpace(k) {
-		case "aws_access_key_id":
-			c.AccessKeyID = strings.TrimSpace(v)
-		case "aws_secret_access_key":
-			c.SecretAccessKey = strings.TrimSpace(v)
-		}
-	}
-	if c.AccessKeyID == "" {
-		return c, fmt.Errorf("%s: no access key", path)
-	}
-	return c, sc.Err()
+	id, secret, err := account.ReadCredentials(path)
+	return aws.Credentials{AccessKeyID: id, SecretAccessKey: secret}, err
 }

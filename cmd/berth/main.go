@@ -56,7 +56,7 @@ func newServerCmd(up bool) *cobra.Command {
 		Short: "Run the control plane (ECS API on embedded or external etcd)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runServer(cmd, cfg, up)
+			return runServer(cmd, cfg)
 		},
 	}
 	if up {
@@ -75,7 +75,7 @@ func newServerCmd(up bool) *cobra.Command {
 	return cmd
 }
 
-func runServer(cmd *cobra.Command, cfg config.Server, up bool) error {
+func runServer(cmd *cobra.Command, cfg config.Server) error {
 	log, err := newLogger(cmd.ErrOrStderr(), cfg.LogLevel, cfg.LogFormat)
 	if err != nil {
 		return err
@@ -86,10 +86,8 @@ func runServer(cmd *cobra.Command, cfg config.Server, up bool) error {
 	if err != nil {
 		return err
 	}
-	if up {
-		fmt.Fprintf(cmd.OutOrStdout(), "berth is up: account %s, region %s, API %s\n\nPaste these lines into your shell:\n\n%s\n",
-			srv.Account().ID, srv.Account().Region, srv.Endpoint(), account.PasteLines(srv.Files(), srv.Endpoint()))
-	}
+	fmt.Fprintf(cmd.OutOrStdout(), "berth is up: account %s, region %s, API %s\n\nPaste these lines into your shell:\n\n%s\n",
+		srv.Account().ID, srv.Account().Region, srv.Endpoint(), account.PasteLines(srv.Files(), srv.Endpoint()))
 	return srv.Run(ctx)
 }
 

@@ -114,6 +114,9 @@ func TestProfileFiles(t *testing.T) {
 	if leftovers, _ := filepath.Glob(filepath.Join(dir, ".*")); len(leftovers) != 0 {
 		t.Errorf("temporary files left: %v", leftovers)
 	}
+	if id, secret, err := ReadCredentials(f.Credentials); err != nil || id != "AKIAEXAMPLE" || secret != "secret" {
+		t.Errorf("ReadCredentials: %q %q %v", id, secret, err)
+	}
 	lines := PasteLines(f, "http://127.0.0.1:7400")
 	if !strings.Contains(lines, "AWS_SHARED_CREDENTIALS_FILE="+f.Credentials) || !strings.Contains(lines, "AWS_PROFILE=berth") {
 		t.Errorf("paste lines: %s", lines)

@@ -81,3 +81,34 @@ func writeFileAtomic(path, content string) error {
 	}
 	return nil
 }
+
+// ReadCredentials reads the access key of profile "berth" back from a
+// credentials file written by WriteProfileFiles (tools and tests use it).
+func ReadCredentials(path string) (accessKeyID, secret string, err error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", "", err
+	}
+	inProfile := false
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "[") {
+			inProfile = line == "["+Profile+"]"
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || !inProfile {
+			continue
+		}
+		switch strings.TrimSpace(k) {
+		case "aws_access_key_id":
+			accessKeyID = strings.TrimSpace(v)
+		case "aws_secret_access_key":
+			secret = strings.TrimSpace(v)
+		}
+	}
+	if accessKeyID == "" || secret == "" {
+		return "", "", errdefs.InvalidArgument(path + ": no access key for profile " + Profile)
+	}
+	return accessKeyID, secret, nil
+}

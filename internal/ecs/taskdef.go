@@ -1,7 +1,6 @@
 package ecs
 
 import (
-	"fmt"
 	"math/big"
 	"regexp"
 	"slices"
@@ -284,22 +283,4 @@ func ParseTaskDefinitionRef(ref string) (family string, revision int32, isARN bo
 		return "", 0, isARN, InvalidParameter("Invalid revision number. Number: " + rev)
 	}
 	return family, int32(n), isARN, nil
-}
-
-// TaskDefinitionARN returns the ARN of one revision of a task definition
-// family.
-func TaskDefinitionARN(region, account, family string, revision int32) string {
-	return fmt.Sprintf("arn:%s:ecs:%s:%s:task-definition/%s:%d", taskDefPartition(region), region, account, family, revision)
-}
-
-// taskDefPartition maps a region to its ARN partition.
-func taskDefPartition(region string) string {
-	switch {
-	case strings.HasPrefix(region, "cn-"):
-		return "aws-cn"
-	case strings.HasPrefix(region, "us-gov-"):
-		return "aws-us-gov"
-	default:
-		return "aws"
-	}
 }

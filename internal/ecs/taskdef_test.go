@@ -392,17 +392,10 @@ func TestTaskDefParseRef(t *testing.T) {
 	}
 }
 
-func TestTaskDefARN(t *testing.T) {
-	got := TaskDefinitionARN("us-east-1", "123456789012", "web", 3)
-	if want := "arn:aws:ecs:us-east-1:123456789012:task-definition/web:3"; got != want {
-		t.Errorf("ARN = %s, want %s", got, want)
-	}
-	if got := TaskDefinitionARN("cn-north-1", "123456789012", "web", 1); got != "arn:aws-cn:ecs:cn-north-1:123456789012:task-definition/web:1" {
-		t.Errorf("China ARN = %s", got)
-	}
-	family, rev, isARN, err := ParseTaskDefinitionRef(TaskDefinitionARN("us-gov-west-1", "123456789012", "web", 7))
+func TestTaskDefRefOfARN(t *testing.T) {
+	family, rev, isARN, err := ParseTaskDefinitionRef("arn:aws-us-gov:ecs:us-gov-west-1:123456789012:task-definition/web:7")
 	if err != nil || family != "web" || rev != 7 || !isARN {
-		t.Errorf("round trip = %q, %d, %v, %v", family, rev, isARN, err)
+		t.Errorf("parse = %q, %d, %v, %v", family, rev, isARN, err)
 	}
 }
 

@@ -226,8 +226,9 @@ func (h *handlers) ListClusters(ctx context.Context, in *ecs.ListClustersInput) 
 }
 
 // updateCluster applies change to an ACTIVE cluster in one
-// compare-and-swap transaction and returns the result.
-func (h *handlers) updateCluster(ctx context.Context, name string, change func(*domain.Cluster)) (domain.Cluster, error) {
+// compare-and-swap transaction and returns the result. An error from change
+// aborts the update.
+func (h *handlers) updateCluster(ctx context.Context, name string, change func(*domain.Cluster) error) (domain.Cluster, error) {
 	var out domain.Cluster
 	key := domain.ClusterKey(name)
 	err := h.commit(ctx, func() ([]store.Cond, []store.Op, error) {
@@ -235,7 +236,9 @@ func (h *handlers) updateCluster(ctx context.Context, name string, change func(*
 		if err != nil {
 			return nil, nil, err
 		}
-		change(&c)
+		if err := change(&c); err != nil {
+			return nil, nil, err
+		}
 		c.UpdatedAt = h.now()
 		op, err := put(key, c)
 		if err != nil {
@@ -264,7 +267,7 @@ func (h *handlers) UpdateCluster(ctx context.Context, in *ecs.UpdateClusterInput
 	if err := domain.ValidateClusterConfiguration(in.Configuration); err != nil {
 		return nil, err
 	}
-	c, err := h.updateCluster(ctx, name, func(c *domain.Cluster) {
+	c, err := h.updateCluster(ctx, name, func(c *domain.Cluster) error {
 		c.Settings = domain.MergeClusterSettings(c.Settings, in.Settings)
 		if in.Configuration != nil {
 			c.Configuration = in.Configuration
@@ -272,6 +275,7 @@ func (h *handlers) UpdateCluster(ctx context.Context, in *ecs.UpdateClusterInput
 		if in.ServiceConnectDefaults != nil {
 			c.ServiceConnectDefaults = serviceConnectDefaults(in.ServiceConnectDefaults)
 		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -294,8 +298,9 @@ func (h *handlers) UpdateClusterSettings(ctx context.Context, in *ecs.UpdateClus
 	if err := domain.ValidateClusterSettings(in.Settings); err != nil {
 		return nil, err
 	}
-	c, err := h.updateCluster(ctx, name, func(c *domain.Cluster) {
+	c, err := h.updateCluster(ctx, name, func(c *domain.Cluster) error {
 		c.Settings = domain.MergeClusterSettings(c.Settings, in.Settings)
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -333,34 +338,22 @@ func (h *handlers) DeleteCluster(ctx context.Context, in *ecs.DeleteClusterInput
 	if err != nil {
 		return nil, err
 	}
-	var out domain.Cluster
-	key := domain.ClusterKey(name)
-	err = h.commit(ctx, func() ([]store.Cond, []store.Op, error) {
-		c, rev, err := h.activeCluster(ctx, name)
-		if err != nil {
-			return nil, nil, err
-		}
+	out, err := h.updateCluster(ctx, name, func(c *domain.Cluster) error {
 		// Resources created concurrently with the delete are not seen here;
 		// the actions that create them will compare-and-swap on the cluster
 		// record, which this delete changes, so one of the two fails.
 		for _, cc := range clusterContents {
 			kvs, _, err := h.store.List(ctx, cc.prefix(name))
 			if err != nil {
-				return nil, nil, storeError(err)
+				return storeError(err)
 			}
 			if len(kvs) > 0 {
-				return nil, nil, errdefs.WithReason(errdefs.ErrFailedPrecondition, cc.reason,
+				return errdefs.WithReason(errdefs.ErrFailedPrecondition, cc.reason,
 					"The Cluster cannot be deleted while "+cc.noun+" are active.")
 			}
 		}
 		c.Status = domain.ClusterStatusInactive
-		c.UpdatedAt = h.now()
-		op, err := put(key, c)
-		if err != nil {
-			return nil, nil, err
-		}
-		out = c
-		return []store.Cond{{Key: key, ModRevision: rev}}, []store.Op{op}, nil
+		return nil
 	})
 	if err != nil {
 		return nil, err

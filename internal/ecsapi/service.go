@@ -57,7 +57,17 @@ func New(cfg Config) *awsjson.Service {
 		Schema:       schemas.AmazonEC2ContainerServiceV20141113,
 		Operations:   h.operations(),
 		MapError:     h.mapError,
+		Primitives:   primitiveShapes,
 	}
+}
+
+// primitiveShapes are the ECS model's non-boxed primitives: ECS always sends
+// members of these types, zero included ("runningTasksCount": 0).
+var primitiveShapes = []smithy.ShapeID{
+	{Namespace: "com.amazonaws.ecs", Name: "Integer"},
+	{Namespace: "com.amazonaws.ecs", Name: "Boolean"},
+	{Namespace: "com.amazonaws.ecs", Name: "Long"},
+	{Namespace: "com.amazonaws.ecs", Name: "Double"},
 }
 
 // handlers holds the ECS actions. Its methods have the signature

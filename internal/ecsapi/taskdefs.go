@@ -33,7 +33,7 @@ func taskDefinitionNotFound() error {
 }
 
 func (h *handlers) taskDefinitionARN(family string, revision int32) string {
-	return domain.TaskDefinitionARN(h.region, h.account, family, revision)
+	return arn.TaskDefinition(h.region, h.account, family, revision)
 }
 
 // taskDefRef is a parsed taskDefinition parameter.
@@ -74,14 +74,19 @@ func (h *handlers) findTaskDefinition(ctx context.Context, ref taskDefRef) (doma
 		}
 		return rec, rev, nil
 	}
-	recs, err := list[domain.TaskDefinitionRecord](ctx, h.store, domain.TaskDefinitionFamilyPrefix(ref.family))
+	kvs, _, err := h.store.List(ctx, domain.TaskDefinitionFamilyPrefix(ref.family))
 	if err != nil {
-		return domain.TaskDefinitionRecord{}, 0, err
+		return domain.TaskDefinitionRecord{}, 0, storeError(err)
 	}
-	// Keys sort by revision, so the newest is last.
-	for i := len(recs) - 1; i >= 0; i-- {
-		if recs[i].Value.TaskDefinition.Status == types.TaskDefinitionStatusActive {
-			return recs[i].Value, recs[i].ModRevision, nil
+	// Keys sort by revision, so the newest is last; decode only as far back
+	// as the newest ACTIVE one.
+	for i := len(kvs) - 1; i >= 0; i-- {
+		rec, err := decode[domain.TaskDefinitionRecord](kvs[i])
+		if err != nil {
+			return rec, 0, err
+		}
+		if rec.TaskDefinition.Status == types.TaskDefinitionStatusActive {
+			return rec, kvs[i].ModRevision, nil
 		}
 	}
 	return domain.TaskDefinitionRecord{}, 0, taskDefinitionNotFound()

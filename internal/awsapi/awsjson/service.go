@@ -42,8 +42,13 @@ type Service struct {
 	// Protocol-level errors (signature, serialization, unknown operation)
 	// never reach it.
 	MapError func(error) *apierror.Error
+	// Primitives are the service's non-boxed primitive shapes (ECS:
+	// Integer, Boolean, Long, Double). Members targeting them are always
+	// sent, zero included, as AWS does; see zerofill.go.
+	Primitives []smithy.ShapeID
 
 	once        sync.Once
+	primitives  map[smithy.ShapeID]bool
 	ops         map[string]*Operation
 	proto       *smithyjson.Protocol
 	contentType string
@@ -57,6 +62,12 @@ func (s *Service) setup() {
 			s.ops[op.Name] = op
 		}
 		s.contentType = contentType(s.JSONVersion)
+		if len(s.Primitives) > 0 {
+			s.primitives = make(map[smithy.ShapeID]bool, len(s.Primitives))
+			for _, id := range s.Primitives {
+				s.primitives[id] = true
+			}
+		}
 		if s.Schema != nil {
 			if s.JSONVersion == "1.0" {
 				s.proto = smithyjson.New10(s.Schema)
@@ -140,6 +151,9 @@ func (s *Service) encode(ctx context.Context, op *Operation, out smithy.Serializ
 	if s.proto == nil {
 		return nil, errors.New("service has no Schema")
 	}
+	if s.primitives != nil {
+		out = zeroFill{inner: out, primitives: s.primitives}
+	}
 	req := smithyhttp.NewStackRequest().(*smithyhttp.Request)
 	if err := s.proto.SerializeRequest(ctx, op.response, out, req); err != nil {
 		return nil, err
@@ -187,28 +201,13 @@ func (s *Service) WriteError(w http.ResponseWriter, err error) {
 	_, _ = w.Write(b)
 }
 
-// InternalFailureMessage is AWS's text for an unexpected server failure; the
-// cause is never shown to the caller.
-const InternalFailureMessage = "The request processing has failed because of an unknown error, exception or failure."
+// InternalFailureMessage is AWS's text for an unexpected server failure.
+const InternalFailureMessage = apierror.InternalFailureMessage
 
-// ToAPIError maps err to the exception an awsJson service answers with:
-// authentication and protocol errors first, then an *apierror.Error carried
-// in the chain, then mapErr (the service's table), then the generic mapping
-// by errdefs kind.
+// ToAPIError maps err to the exception an awsJson service answers with (see
+// apierror.Resolve for the order).
 func ToAPIError(err error, mapErr func(error) *apierror.Error) *apierror.Error {
-	if e := protocolError(err); e != nil {
-		return e
-	}
-	var ae *apierror.Error
-	if errors.As(err, &ae) {
-		return ae
-	}
-	if mapErr != nil {
-		if e := mapErr(err); e != nil {
-			return e
-		}
-	}
-	return kindError(err)
+	return apierror.Resolve(err, protocolError, mapErr, kindError)
 }
 
 func protocolError(err error) *apierror.Error {

@@ -176,28 +176,13 @@ func (s *Service) WriteError(w http.ResponseWriter, requestID string, err error)
 	writeXML(w, e.Status(), b)
 }
 
-// InternalFailureMessage is AWS's text for an unexpected server failure; the
-// cause is never shown to the caller.
-const InternalFailureMessage = "The request processing has failed because of an unknown error, exception or failure."
+// InternalFailureMessage is AWS's text for an unexpected server failure.
+const InternalFailureMessage = apierror.InternalFailureMessage
 
-// ToAPIError maps err to the error code an awsQuery service answers with:
-// authentication and protocol errors first, then an *apierror.Error carried
-// in the chain, then mapErr (the service's table), then the generic mapping
-// by errdefs kind.
+// ToAPIError maps err to the error code an awsQuery service answers with (see
+// apierror.Resolve for the order).
 func ToAPIError(err error, mapErr func(error) *apierror.Error) *apierror.Error {
-	if e := protocolError(err); e != nil {
-		return e
-	}
-	var ae *apierror.Error
-	if errors.As(err, &ae) {
-		return ae
-	}
-	if mapErr != nil {
-		if e := mapErr(err); e != nil {
-			return e
-		}
-	}
-	return kindError(err)
+	return apierror.Resolve(err, protocolError, mapErr, kindError)
 }
 
 func protocolError(err error) *apierror.Error {
