@@ -137,29 +137,38 @@ func AdminKey(ctx context.Context, r store.Reader, a Account) (AccessKey, error)
 	return k, err
 }
 
-// Keys looks access keys up for SigV4 verification. It reads through r,
-// which in a server is the watch-fed cache, so a lookup costs no round trip.
+// Keys looks access keys up for SigV4 verification, on every request. It
+// reads through a Reader that in a server is the watch-fed cache, and
+// decodes each record once per change, so a lookup costs neither a round
+// trip nor a JSON decode.
 type Keys struct {
-	Reader  store.Reader
-	Account Account
+	reader  store.Reader
+	account Account
+	keys    store.Memo[AccessKey]
+	users   store.Memo[User]
+}
+
+// NewKeys returns a Keys reading from r for account a.
+func NewKeys(r store.Reader, a Account) *Keys {
+	return &Keys{reader: r, account: a}
 }
 
 // LookupAccessKey returns the secret and the principal of an active key, or
 // an error of kind errdefs.ErrNotFound.
-func (k Keys) LookupAccessKey(ctx context.Context, accessKeyID string) (string, iam.Principal, error) {
-	key, _, err := store.GetJSON[AccessKey](ctx, k.Reader, accessKeyPrefix+accessKeyID)
+func (k *Keys) LookupAccessKey(ctx context.Context, accessKeyID string) (string, iam.Principal, error) {
+	key, _, err := k.keys.Get(ctx, k.reader, accessKeyPrefix+accessKeyID)
 	if err != nil {
 		return "", iam.Principal{}, err
 	}
 	if key.Status != "Active" {
 		return "", iam.Principal{}, errdefs.NotFound("access key is inactive")
 	}
-	user, _, err := store.GetJSON[User](ctx, k.Reader, userKeyPrefix+key.UserName)
+	user, _, err := k.users.Get(ctx, k.reader, userKeyPrefix+key.UserName)
 	if err != nil {
 		return "", iam.Principal{}, err
 	}
 	return key.SecretAccessKey, iam.Principal{
-		AccountID: k.Account.ID, ARN: user.ARN, UserID: user.UserID, AccessKeyID: accessKeyID,
+		AccountID: k.account.ID, ARN: user.ARN, UserID: user.UserID, AccessKeyID: accessKeyID,
 	}, nil
 }
 

@@ -75,7 +75,7 @@ func TestLookupAccessKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	key, _ := AdminKey(ctx, st, a)
-	keys := Keys{Reader: st, Account: a}
+	keys := NewKeys(st, a)
 	secret, p, err := keys.LookupAccessKey(ctx, key.AccessKeyID)
 	if err != nil || secret != key.SecretAccessKey || p.ARN != a.AdminARN() || p.AccountID != a.ID || p.AccessKeyID != key.AccessKeyID {
 		t.Fatalf("lookup: %q %+v %v", secret, p, err)

@@ -2,6 +2,7 @@ package ecsapi
 
 import (
 	"context"
+	"errors"
 	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -167,9 +168,12 @@ func (h *handlers) DescribeClusters(ctx context.Context, in *ecs.DescribeCluster
 		found := false
 		if ok && domain.ValidateClusterName(name) == nil {
 			var err error
-			c, _, found, err = get[domain.Cluster](ctx, h.store, domain.ClusterKey(name))
-			if err != nil {
-				return nil, err
+			c, _, err = h.clusters.Get(ctx, h.store, domain.ClusterKey(name))
+			switch {
+			case err == nil:
+				found = true
+			case !errors.Is(err, errdefs.ErrNotFound):
+				return nil, storeError(err)
 			}
 		}
 		if !found {

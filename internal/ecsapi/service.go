@@ -22,6 +22,7 @@ import (
 	"github.com/berth-dev/berth/internal/awsapi"
 	"github.com/berth-dev/berth/internal/awsapi/awsjson"
 	"github.com/berth-dev/berth/internal/clock"
+	domain "github.com/berth-dev/berth/internal/ecs"
 	"github.com/berth-dev/berth/internal/iam"
 	"github.com/berth-dev/berth/internal/store"
 )
@@ -80,6 +81,10 @@ type handlers struct {
 	account       string
 	log           *slog.Logger
 	registryHosts []string
+
+	// Decoded records for describe paths, once per change (read-only).
+	clusters store.Memo[domain.Cluster]
+	taskDefs store.Memo[domain.TaskDefinitionRecord]
 }
 
 func newHandlers(cfg Config) *handlers {

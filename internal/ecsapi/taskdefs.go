@@ -2,6 +2,7 @@ package ecsapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -62,26 +63,30 @@ func (h *handlers) parseTaskDefRef(ref string) (taskDefRef, error) {
 }
 
 // findTaskDefinition reads the task definition a reference names: a given
-// revision in any status, or the newest ACTIVE revision of a family.
-func (h *handlers) findTaskDefinition(ctx context.Context, ref taskDefRef) (domain.TaskDefinitionRecord, int64, error) {
+// revision in any status, or the newest ACTIVE revision of a family. dec
+// decodes records: decode for a record the caller will change,
+// h.taskDefs.Decode (shared, read-only values) for describing.
+func (h *handlers) findTaskDefinition(ctx context.Context, ref taskDefRef, dec func(store.KV) (domain.TaskDefinitionRecord, error)) (domain.TaskDefinitionRecord, int64, error) {
+	var none domain.TaskDefinitionRecord
 	if ref.revision != 0 {
-		rec, rev, found, err := get[domain.TaskDefinitionRecord](ctx, h.store, domain.TaskDefinitionKey(ref.family, ref.revision))
+		kv, err := h.store.Get(ctx, domain.TaskDefinitionKey(ref.family, ref.revision))
+		if errors.Is(err, errdefs.ErrNotFound) {
+			return none, 0, taskDefinitionNotFound()
+		}
 		if err != nil {
-			return rec, 0, err
+			return none, 0, storeError(err)
 		}
-		if !found {
-			return rec, 0, taskDefinitionNotFound()
-		}
-		return rec, rev, nil
+		rec, err := dec(kv)
+		return rec, kv.ModRevision, err
 	}
 	kvs, _, err := h.store.List(ctx, domain.TaskDefinitionFamilyPrefix(ref.family))
 	if err != nil {
-		return domain.TaskDefinitionRecord{}, 0, storeError(err)
+		return none, 0, storeError(err)
 	}
 	// Keys sort by revision, so the newest is last; decode only as far back
 	// as the newest ACTIVE one.
 	for i := len(kvs) - 1; i >= 0; i-- {
-		rec, err := decode[domain.TaskDefinitionRecord](kvs[i])
+		rec, err := dec(kvs[i])
 		if err != nil {
 			return rec, 0, err
 		}
@@ -89,7 +94,7 @@ func (h *handlers) findTaskDefinition(ctx context.Context, ref taskDefRef) (doma
 			return rec, kvs[i].ModRevision, nil
 		}
 	}
-	return domain.TaskDefinitionRecord{}, 0, taskDefinitionNotFound()
+	return none, 0, taskDefinitionNotFound()
 }
 
 // RegisterTaskDefinition registers a new revision of a family: one more than
@@ -184,7 +189,7 @@ func (h *handlers) DescribeTaskDefinition(ctx context.Context, in *ecs.DescribeT
 	if err != nil {
 		return nil, err
 	}
-	rec, _, err := h.findTaskDefinition(ctx, ref)
+	rec, _, err := h.findTaskDefinition(ctx, ref, h.taskDefs.Decode)
 	if err != nil {
 		return nil, err
 	}
@@ -332,7 +337,7 @@ func (h *handlers) DeregisterTaskDefinition(ctx context.Context, in *ecs.Deregis
 	famKey := domain.TaskDefinitionFamilyKey(ref.family)
 	var out domain.TaskDefinitionRecord
 	err = h.commit(ctx, func() ([]store.Cond, []store.Op, error) {
-		rec, rev, err := h.findTaskDefinition(ctx, ref)
+		rec, rev, err := h.findTaskDefinition(ctx, ref, decode[domain.TaskDefinitionRecord])
 		if err != nil {
 			return nil, nil, err
 		}

@@ -88,7 +88,7 @@ func Start(ctx context.Context, cfg config.Server, log *slog.Logger) (*Server, e
 	authz := iam.AdminOnly{AdminARN: s.account.AdminARN()}
 	router := &awsapi.Router{
 		Verifier: &sigv4.Verifier{
-			Creds:  account.Keys{Reader: st, Account: s.account},
+			Creds:  account.NewKeys(st, s.account),
 			Clock:  clk,
 			Region: s.account.Region,
 		},
