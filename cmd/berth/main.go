@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -76,6 +77,7 @@ func newServerCmd(up bool) *cobra.Command {
 }
 
 func runServer(cmd *cobra.Command, cfg config.Server) error {
+	cfg.FilesOwner = sudoUser()
 	log, err := newLogger(cmd.ErrOrStderr(), cfg.LogLevel, cfg.LogFormat)
 	if err != nil {
 		return err
@@ -89,6 +91,20 @@ func runServer(cmd *cobra.Command, cfg config.Server) error {
 	fmt.Fprintf(cmd.OutOrStdout(), "berth is up: account %s, region %s, API %s\n\nPaste these lines into your shell:\n\n%s\n",
 		srv.Account().ID, srv.Account().Region, srv.Endpoint(), account.PasteLines(srv.Files(), srv.Endpoint()))
 	return srv.Run(ctx)
+}
+
+// sudoUser is the user who ran `sudo berth …`, who gets the shared AWS
+// files; nil when berth was not started through sudo as root.
+func sudoUser() *config.FileOwner {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	uid, err1 := strconv.Atoi(os.Getenv("SUDO_UID"))
+	gid, err2 := strconv.Atoi(os.Getenv("SUDO_GID"))
+	if err1 != nil || err2 != nil || uid == 0 {
+		return nil
+	}
+	return &config.FileOwner{UID: uid, GID: gid}
 }
 
 func newAgentCmd() *cobra.Command {

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -90,7 +91,7 @@ func TestProfileFiles(t *testing.T) {
 	f := FilesIn(dir)
 	a := Account{ID: "123456789012", Region: "us-west-2"}
 	k := AccessKey{AccessKeyID: "AKIAEXAMPLE", SecretAccessKey: "secret"}
-	if err := WriteProfileFiles(f, a, k, "http://127.0.0.1:7400"); err != nil {
+	if err := WriteProfileFiles(f, a, k, "http://127.0.0.1:7400", nil); err != nil {
 		t.Fatal(err)
 	}
 	creds, _ := os.ReadFile(f.Credentials)
@@ -120,5 +121,29 @@ func TestProfileFiles(t *testing.T) {
 	lines := PasteLines(f, "http://127.0.0.1:7400")
 	if !strings.Contains(lines, "AWS_SHARED_CREDENTIALS_FILE="+f.Credentials) || !strings.Contains(lines, "AWS_PROFILE=berth") {
 		t.Errorf("paste lines: %s", lines)
+	}
+}
+
+func TestProfileFilesOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("chown to another user needs root; covered in CI, which runs as root")
+	}
+	dir := t.TempDir()
+	f := FilesIn(dir)
+	if err := WriteProfileFiles(f, Account{ID: "1", Region: "us-east-1"}, AccessKey{AccessKeyID: "A", SecretAccessKey: "S"},
+		"http://127.0.0.1:7400", &Owner{UID: 65534, GID: 65534}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{f.Credentials, f.Config} {
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sys := st.Sys().(*syscall.Stat_t); sys.Uid != 65534 || sys.Gid != 65534 || st.Mode().Perm() != 0o600 {
+			t.Errorf("%s: uid %d gid %d mode %v", p, sys.Uid, sys.Gid, st.Mode())
+		}
+	}
+	if st, _ := os.Stat(dir); st.Mode().Perm() != 0o711 {
+		t.Errorf("data dir mode %v, want 0711", st.Mode())
 	}
 }

@@ -23,11 +23,20 @@ func FilesIn(dataDir string) Files {
 	return Files{Credentials: filepath.Join(dataDir, "credentials"), Config: filepath.Join(dataDir, "config")}
 }
 
+// Owner is who may read the shared files besides the server's own user:
+// berth started with sudo hands them to the user who ran sudo, so that the
+// pasted lines work in that user's shell.
+type Owner struct {
+	UID, GID int
+}
+
 // WriteProfileFiles writes DATA/credentials and DATA/config in the AWS
-// shared-file format, profile "berth", readable by the owner only. They are
-// rewritten at every start from the stored key, so the endpoint they name is
-// always the current one.
-func WriteProfileFiles(f Files, acct Account, key AccessKey, endpointURL string) error {
+// shared-file format, profile "berth", readable by their owner only. They
+// are rewritten at every start from the stored key, so the endpoint they
+// name is always the current one. With owner set, the files belong to that
+// user and the data directory becomes traversable (0711, not listable) so
+// the user can reach them; everything else in it stays the server's.
+func WriteProfileFiles(f Files, acct Account, key AccessKey, endpointURL string, owner *Owner) error {
 	creds := fmt.Sprintf(`# Written by berth: the admin access key of account %s.
 [%s]
 aws_access_key_id = %s
@@ -39,10 +48,22 @@ region = %s
 output = json
 endpoint_url = %s
 `, Profile, acct.Region, endpointURL)
-	if err := writeFileAtomic(f.Credentials, creds); err != nil {
-		return err
+	for path, content := range map[string]string{f.Credentials: creds, f.Config: conf} {
+		if err := writeFileAtomic(path, content); err != nil {
+			return err
+		}
+		if owner != nil {
+			if err := os.Chown(path, owner.UID, owner.GID); err != nil {
+				return errdefs.Internal(err)
+			}
+		}
 	}
-	return writeFileAtomic(f.Config, conf)
+	if owner != nil {
+		if err := os.Chmod(filepath.Dir(f.Credentials), 0o711); err != nil {
+			return errdefs.Internal(err)
+		}
+	}
+	return nil
 }
 
 // PasteLines returns the shell lines a user pastes to point the AWS CLI at

@@ -39,6 +39,14 @@ type Server struct {
 	LogLevel string
 	// LogFormat is text or json.
 	LogFormat string
+	// FilesOwner, when set, owns DATA/credentials and DATA/config (the
+	// user who ran `sudo berth up`).
+	FilesOwner *FileOwner
+}
+
+// FileOwner is a user and group id.
+type FileOwner struct {
+	UID, GID int
 }
 
 // DefaultDataDir is ~/.berth, or /var/lib/berth when running as root.

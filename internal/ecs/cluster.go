@@ -59,8 +59,9 @@ type ClusterView struct {
 	Tags           bool
 }
 
-// ClusterViewOf reads DescribeClusters' include list.
-func ClusterViewOf(include []types.ClusterField) ClusterView {
+// ClusterViewOf reads DescribeClusters' include list; an unknown value is
+// InvalidParameterException, as in ECS.
+func ClusterViewOf(include []types.ClusterField) (ClusterView, error) {
 	var v ClusterView
 	for _, f := range include {
 		switch f {
@@ -74,14 +75,17 @@ func ClusterViewOf(include []types.ClusterField) ClusterView {
 			v.Statistics = true
 		case types.ClusterFieldTags:
 			v.Tags = true
+		default:
+			return v, InvalidParameter("include should be one of [ATTACHMENTS,CONFIGURATIONS,SETTINGS,STATISTICS,TAGS]")
 		}
 	}
-	return v
+	return v, nil
 }
 
 // FullClusterView is what CreateCluster, UpdateCluster and
-// UpdateClusterSettings return: everything but attachments.
-var FullClusterView = ClusterView{Configurations: true, Settings: true, Statistics: true, Tags: true}
+// UpdateClusterSettings return: configuration, settings and tags; their
+// statistics list is empty, as ECS's own examples show.
+var FullClusterView = ClusterView{Configurations: true, Settings: true, Tags: true}
 
 // ClusterStatisticNames are the keys of DescribeClusters' statistics, in the
 // order ECS documents them.

@@ -127,7 +127,10 @@ func TestClusterToAPI(t *testing.T) {
 	if len(full.Settings) != 1 || len(full.Tags) != 1 || full.Configuration == nil || len(full.Statistics) != len(ClusterStatisticNames) || full.Attachments == nil {
 		t.Errorf("full view: %+v", full)
 	}
-	if v := ClusterViewOf([]types.ClusterField{types.ClusterFieldTags, types.ClusterFieldStatistics}); v != (ClusterView{Tags: true, Statistics: true}) {
-		t.Errorf("ClusterViewOf = %+v", v)
+	if v, err := ClusterViewOf([]types.ClusterField{types.ClusterFieldTags, types.ClusterFieldStatistics}); err != nil || v != (ClusterView{Tags: true, Statistics: true}) {
+		t.Errorf("ClusterViewOf = %+v, %v", v, err)
+	}
+	if _, err := ClusterViewOf([]types.ClusterField{"BOGUS"}); err == nil || err.Error() != "include should be one of [ATTACHMENTS,CONFIGURATIONS,SETTINGS,STATISTICS,TAGS]" {
+		t.Errorf("unknown include: %v", err)
 	}
 }

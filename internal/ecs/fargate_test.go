@@ -1,6 +1,11 @@
 package ecs
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+)
 
 // TestFargateSizeTable checks ValidFargateSize against the table written out
 // by hand (ecs-behaviour.md §6), for every memory value a multiple of 512
@@ -67,5 +72,27 @@ func TestFargateSizesIsACopy(t *testing.T) {
 	s[0].CPU = 1
 	if !ValidFargateSize(256, 512) {
 		t.Fatal("changing the returned slice changed the table")
+	}
+}
+
+func TestFargateWindowsStartsAtOneVCPU(t *testing.T) {
+	td := fargateWindowsTaskDef("256", "512")
+	if err := PrepareTaskDefinition(td, PrepareOptions{}); err == nil {
+		t.Fatal("Windows Fargate with 256 CPU accepted")
+	}
+	if err := PrepareTaskDefinition(fargateWindowsTaskDef("1024", "2048"), PrepareOptions{}); err != nil {
+		t.Fatalf("Windows Fargate with 1 vCPU: %v", err)
+	}
+}
+
+func fargateWindowsTaskDef(cpu, memory string) *types.TaskDefinition {
+	return &types.TaskDefinition{
+		Family:                  aws.String("win"),
+		NetworkMode:             types.NetworkModeAwsvpc,
+		RequiresCompatibilities: []types.Compatibility{types.CompatibilityFargate},
+		Cpu:                     aws.String(cpu),
+		Memory:                  aws.String(memory),
+		RuntimePlatform:         &types.RuntimePlatform{OperatingSystemFamily: types.OSFamilyWindowsServer2019Core, CpuArchitecture: types.CPUArchitectureX8664},
+		ContainerDefinitions:    []types.ContainerDefinition{{Name: aws.String("app"), Image: aws.String("mcr.microsoft.com/windows/servercore:ltsc2019")}},
 	}
 }

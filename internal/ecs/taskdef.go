@@ -1,6 +1,7 @@
 package ecs
 
 import (
+	"fmt"
 	"math/big"
 	"regexp"
 	"slices"
@@ -283,4 +284,16 @@ func ParseTaskDefinitionRef(ref string) (family string, revision int32, isARN bo
 		return "", 0, isARN, InvalidParameter("Invalid revision number. Number: " + rev)
 	}
 	return family, int32(n), isARN, nil
+}
+
+// MaxTaskDefinitionBytes is ECS's limit on the size of a task definition.
+const MaxTaskDefinitionBytes = 65536
+
+// CheckTaskDefinitionSize rejects a task definition of n bytes of JSON above
+// ECS's limit, with ECS's message.
+func CheckTaskDefinitionSize(n int) error {
+	if n > MaxTaskDefinitionBytes {
+		return ClientError(fmt.Sprintf("Actual length: '%d'. Max allowed length is '%d' bytes.", n, MaxTaskDefinitionBytes))
+	}
+	return nil
 }

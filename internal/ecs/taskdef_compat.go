@@ -46,7 +46,9 @@ func (v *taskDefView) fargateProblem() error {
 	if v.memory == 0 {
 		return taskDefError("Fargate requires that 'memory' be defined at the task level.")
 	}
-	if !ValidFargateSize(v.cpu, v.memory) {
+	// Windows containers on Fargate start at 1 vCPU (AWS's Windows table:
+	// 1, 2 and 4 vCPU with the Linux memory ranges).
+	if !ValidFargateSize(v.cpu, v.memory) || v.windows() && (v.cpu < 1024 || v.cpu > 4096) {
 		return taskDefError("No Fargate configuration exists for given values: %d CPU, %d memory. See the Amazon ECS documentation for the valid values.", v.cpu, v.memory)
 	}
 	if td.PidMode == types.PidModeHost {

@@ -104,7 +104,7 @@ func validateTaskDefinition(td *types.TaskDefinition) (*taskDefView, error) {
 func (v *taskDefView) checkFamily() error {
 	f := tdValue(v.td.Family)
 	if f == "" {
-		return taskDefError("Family should not be null or empty.")
+		return taskDefError("Family can not be blank.")
 	}
 	if !taskDefNamePattern.MatchString(f) {
 		return taskDefError("Family contains invalid characters.")
@@ -118,7 +118,7 @@ func (v *taskDefView) checkContainerList() error {
 		return taskDefError("Container list cannot be empty.")
 	}
 	if n > taskDefMaxContainers {
-		return taskDefError("Too many containers: %d. A task definition can have at most %d containers.", n, taskDefMaxContainers)
+		return taskDefError("Too many containers.")
 	}
 	return nil
 }
@@ -223,7 +223,7 @@ func (v *taskDefView) checkContainerNames() error {
 			return taskDefError("Container.name should not be null or empty.")
 		}
 		if !taskDefNamePattern.MatchString(name) {
-			return taskDefError("Invalid container name '%s'. Up to 255 letters (uppercase and lowercase), numbers, hyphens, and underscores are allowed.", name)
+			return taskDefError("Container.name contains invalid characters.")
 		}
 		if _, dup := v.names[name]; dup {
 			return taskDefError("Container names must be unique. Duplicate container name: '%s'.", name)

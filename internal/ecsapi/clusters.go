@@ -160,7 +160,15 @@ func (h *handlers) DescribeClusters(ctx context.Context, in *ecs.DescribeCluster
 			return nil, err
 		}
 	}
-	view := domain.ClusterViewOf(in.Include)
+	view, err := domain.ClusterViewOf(in.Include)
+	if err != nil {
+		return nil, err
+	}
+	for _, ref := range refs {
+		if ref == "" {
+			return nil, domain.InvalidParameter("Clusters can not be blank.")
+		}
+	}
 	out := &ecs.DescribeClustersOutput{Clusters: []types.Cluster{}, Failures: []types.Failure{}}
 	for _, ref := range refs {
 		name, ok := arn.ClusterName(ref, h.region, h.account)
@@ -207,7 +215,7 @@ func (h *handlers) ListClusters(ctx context.Context, in *ecs.ListClustersInput) 
 	if err := h.authorize(ctx, "ListClusters", anyResource); err != nil {
 		return nil, err
 	}
-	clusters, err := list[domain.Cluster](ctx, h.store, domain.ClustersPrefix)
+	clusters, err := listView(ctx, h.store, domain.ClustersPrefix, &h.clusters)
 	if err != nil {
 		return nil, err
 	}

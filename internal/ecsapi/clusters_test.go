@@ -31,11 +31,13 @@ func TestCreateClusterDefaults(t *testing.T) {
 		CapacityProviders:               []string{},
 		DefaultCapacityProviderStrategy: []types.CapacityProviderStrategyItem{},
 	}
-	for _, n := range domain.ClusterStatisticNames {
-		want.Statistics = append(want.Statistics, types.KeyValuePair{Name: aws.String(n), Value: aws.String("0")})
-	}
 	if diff := cmp.Diff(want, got, ignoreSerde); diff != "" {
 		t.Errorf("CreateCluster (-want +got):\n%s", diff)
+	}
+	// Statistics only on DescribeClusters with include STATISTICS.
+	desc := must(t, e.h.DescribeClusters)(e.ctx, &ecs.DescribeClustersInput{Include: []types.ClusterField{types.ClusterFieldStatistics}}).Clusters[0]
+	if len(desc.Statistics) != len(domain.ClusterStatisticNames) {
+		t.Errorf("describe with STATISTICS: %+v", desc.Statistics)
 	}
 }
 
@@ -100,7 +102,7 @@ func TestCreateClusterRecordsEverything(t *testing.T) {
 	}).Cluster
 	desc := must(t, e.h.DescribeClusters)(e.ctx, &ecs.DescribeClustersInput{
 		Clusters: []string{"full"},
-		Include:  []types.ClusterField{types.ClusterFieldSettings, types.ClusterFieldConfigurations, types.ClusterFieldTags, types.ClusterFieldStatistics},
+		Include:  []types.ClusterField{types.ClusterFieldSettings, types.ClusterFieldConfigurations, types.ClusterFieldTags},
 	}).Clusters[0]
 	if diff := cmp.Diff(got, &desc, ignoreSerde); diff != "" {
 		t.Errorf("Describe with every include differs from Create (-create +describe):\n%s", diff)

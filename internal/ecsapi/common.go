@@ -105,15 +105,27 @@ func get[T any](ctx context.Context, r store.Reader, key string) (v T, modRev in
 	}
 }
 
-// list reads and decodes every record under prefix, with its key.
+// list reads and decodes every record under prefix, with its key, for a
+// caller that may change them.
 func list[T any](ctx context.Context, r store.Reader, prefix string) ([]keyed[T], error) {
+	return listWith(ctx, r, prefix, decode[T])
+}
+
+// listView lists through a memo: the records are shared and read-only, and
+// each is decoded once per change rather than on every call (list actions
+// over thousands of revisions would otherwise decode them all each time).
+func listView[T any](ctx context.Context, r store.Reader, prefix string, memo *store.Memo[T]) ([]keyed[T], error) {
+	return listWith(ctx, r, prefix, memo.Decode)
+}
+
+func listWith[T any](ctx context.Context, r store.Reader, prefix string, dec func(store.KV) (T, error)) ([]keyed[T], error) {
 	kvs, _, err := r.List(ctx, prefix)
 	if err != nil {
 		return nil, storeError(err)
 	}
 	out := make([]keyed[T], 0, len(kvs))
 	for _, kv := range kvs {
-		v, err := decode[T](kv)
+		v, err := dec(kv)
 		if err != nil {
 			return nil, err
 		}

@@ -2,6 +2,7 @@ package ecsapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -109,6 +110,16 @@ func (h *handlers) RegisterTaskDefinition(ctx context.Context, in *ecs.RegisterT
 			return nil, err
 		}
 	}
+	// ECS caps a task definition at 64 KiB of JSON. berth measures the
+	// request re-encoded without tags (close to, not byte-equal with, the
+	// wire form ECS measures).
+	sized := *in
+	sized.Tags = nil
+	if b, err := json.Marshal(&sized); err != nil {
+		return nil, errdefs.Internal(err)
+	} else if err := domain.CheckTaskDefinitionSize(len(b)); err != nil {
+		return nil, err
+	}
 	td := types.TaskDefinition{
 		ContainerDefinitions:    in.ContainerDefinitions,
 		Cpu:                     in.Cpu,
@@ -194,6 +205,11 @@ func (h *handlers) DescribeTaskDefinition(ctx context.Context, in *ecs.DescribeT
 		return nil, err
 	}
 	out := &ecs.DescribeTaskDefinitionOutput{TaskDefinition: &rec.TaskDefinition}
+	for _, f := range in.Include {
+		if f != types.TaskDefinitionFieldTags {
+			return nil, domain.InvalidParameter("include should be one of [TAGS]")
+		}
+	}
 	if slices.Contains(in.Include, types.TaskDefinitionFieldTags) {
 		out.Tags = rec.Tags
 		if out.Tags == nil {
@@ -235,7 +251,7 @@ func (h *handlers) ListTaskDefinitions(ctx context.Context, in *ecs.ListTaskDefi
 		}
 		prefix = domain.TaskDefinitionFamilyPrefix(f)
 	}
-	recs, err := list[domain.TaskDefinitionRecord](ctx, h.store, prefix)
+	recs, err := listView(ctx, h.store, prefix, &h.taskDefs)
 	if err != nil {
 		return nil, err
 	}
@@ -443,8 +459,12 @@ func (h *handlers) DeleteTaskDefinitions(ctx context.Context, in *ecs.DeleteTask
 				fail(tdARN, reasonDoesNotExist)
 				continue
 			}
-			if rec.TaskDefinition.Status == types.TaskDefinitionStatusActive {
+			switch rec.TaskDefinition.Status {
+			case types.TaskDefinitionStatusActive:
 				fail(tdARN, reasonStillActive)
+				continue
+			case types.TaskDefinitionStatusDeleteInProgress:
+				out.TaskDefinitions = append(out.TaskDefinitions, rec.TaskDefinition) // already being deleted
 				continue
 			}
 			fs := fams[ref.family]
@@ -458,12 +478,17 @@ func (h *handlers) DeleteTaskDefinitions(ctx context.Context, in *ecs.DeleteTask
 				fams[ref.family] = fs
 			}
 			fs.fam.Revisions = max(fs.fam.Revisions-1, 0)
-			td := rec.TaskDefinition
-			td.Status = types.TaskDefinitionStatusDeleteInProgress
-			td.DeleteRequestedAt = aws.Time(now)
-			out.TaskDefinitions = append(out.TaskDefinitions, td)
+			// The record stays, DELETE_IN_PROGRESS, so it can still be
+			// described, as in ECS; it no longer counts for its family.
+			rec.TaskDefinition.Status = types.TaskDefinitionStatusDeleteInProgress
+			rec.TaskDefinition.DeleteRequestedAt = aws.Time(now)
+			out.TaskDefinitions = append(out.TaskDefinitions, rec.TaskDefinition)
+			op, err := put(key, rec)
+			if err != nil {
+				return nil, nil, err
+			}
 			conds = append(conds, store.Cond{Key: key, ModRevision: rev})
-			ops = append(ops, store.Delete(key))
+			ops = append(ops, op)
 		}
 		for family, fs := range fams {
 			key := domain.TaskDefinitionFamilyKey(family)

@@ -2,6 +2,7 @@ package ecsapi
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -199,14 +200,25 @@ func TestDeleteTaskDefinitions(t *testing.T) {
 		t.Errorf("failures (-want +got):\n%s", diff)
 	}
 
-	_, err := e.h.DescribeTaskDefinition(e.ctx, &ecs.DescribeTaskDefinitionInput{TaskDefinition: aws.String("web:1")})
-	wantErr(t, err, "ClientException", "Unable to describe task definition.")
+	// A deleted revision stays describable, DELETE_IN_PROGRESS, as in ECS;
+	// deleting it again answers the same.
+	desc := must(t, e.h.DescribeTaskDefinition)(e.ctx, &ecs.DescribeTaskDefinitionInput{TaskDefinition: aws.String("web:1")})
+	if desc.TaskDefinition.Status != types.TaskDefinitionStatusDeleteInProgress {
+		t.Errorf("describe deleted revision: status %s", desc.TaskDefinition.Status)
+	}
+	again := must(t, e.h.DeleteTaskDefinitions)(e.ctx, &ecs.DeleteTaskDefinitionsInput{TaskDefinitions: []string{"web:1"}})
+	if len(again.TaskDefinitions) != 1 || len(again.Failures) != 0 || !aws.ToTime(again.TaskDefinitions[0].DeleteRequestedAt).Equal(testStart.Add(time.Minute)) {
+		t.Errorf("second delete: %+v", again)
+	}
+	if got := e.listTaskDefs(ecs.ListTaskDefinitionsInput{Status: types.TaskDefinitionStatusDeleteInProgress}); len(got) != 2 {
+		t.Errorf("DELETE_IN_PROGRESS list: %v", got)
+	}
 	// Revision numbers are never reused.
 	if td := e.register("web"); td.Revision != 4 {
 		t.Errorf("registration after delete got revision %d, want 4", td.Revision)
 	}
 
-	_, err = e.h.DeleteTaskDefinitions(e.ctx, &ecs.DeleteTaskDefinitionsInput{})
+	_, err := e.h.DeleteTaskDefinitions(e.ctx, &ecs.DeleteTaskDefinitionsInput{})
 	wantErr(t, err, "InvalidParameterException", "")
 	var eleven []string
 	for i := range 11 {
@@ -323,4 +335,29 @@ func TestListTaskDefinitionFamilies(t *testing.T) {
 	}
 	_, err := e.h.ListTaskDefinitionFamilies(e.ctx, &ecs.ListTaskDefinitionFamiliesInput{Status: "DELETE_IN_PROGRESS"})
 	wantErr(t, err, "InvalidParameterException", "")
+}
+
+func TestTaskDefinitionLimitsAndInclude(t *testing.T) {
+	e := newEnv(t)
+	big := strings.Repeat("x", 70000)
+	_, err := e.h.RegisterTaskDefinition(e.ctx, &ecs.RegisterTaskDefinitionInput{
+		Family: aws.String("big"),
+		ContainerDefinitions: []types.ContainerDefinition{{Name: aws.String("a"), Image: aws.String("i"), Memory: aws.Int32(64),
+			Environment: []types.KeyValuePair{{Name: aws.String("BIG"), Value: aws.String(big)}}}},
+	})
+	wantErr(t, err, "ClientException", "")
+	if err == nil || !strings.Contains(err.Error(), "Max allowed length is '65536' bytes.") {
+		t.Errorf("oversized definition: %v", err)
+	}
+	e.register("web")
+	_, err = e.h.DescribeTaskDefinition(e.ctx, &ecs.DescribeTaskDefinitionInput{TaskDefinition: aws.String("web"), Include: []types.TaskDefinitionField{"BOGUS"}})
+	wantErr(t, err, "InvalidParameterException", "include should be one of [TAGS]")
+}
+
+func TestDescribeClustersRejectsBadInput(t *testing.T) {
+	e := newEnv(t)
+	_, err := e.h.DescribeClusters(e.ctx, &ecs.DescribeClustersInput{Clusters: []string{""}})
+	wantErr(t, err, "InvalidParameterException", "Clusters can not be blank.")
+	_, err = e.h.DescribeClusters(e.ctx, &ecs.DescribeClustersInput{Include: []types.ClusterField{"BOGUS"}})
+	wantErr(t, err, "InvalidParameterException", "include should be one of [ATTACHMENTS,CONFIGURATIONS,SETTINGS,STATISTICS,TAGS]")
 }

@@ -80,7 +80,11 @@ func Start(ctx context.Context, cfg config.Server, log *slog.Logger) (*Server, e
 	if err != nil {
 		return nil, fmt.Errorf("read admin key: %w", err)
 	}
-	if err := account.WriteProfileFiles(s.files, s.account, key, s.endpoint); err != nil {
+	var owner *account.Owner
+	if o := cfg.FilesOwner; o != nil {
+		owner = &account.Owner{UID: o.UID, GID: o.GID}
+	}
+	if err := account.WriteProfileFiles(s.files, s.account, key, s.endpoint, owner); err != nil {
 		return nil, fmt.Errorf("write shared AWS files: %w", err)
 	}
 
