@@ -46,7 +46,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newServerCmd(false), newServerCmd(true), newAgentCmd(), newVersionCmd())
+	root.AddCommand(newServerCmd(false), newServerCmd(true), newAgentCmd(), newTokenCmd(), newVersionCmd())
 	return root
 }
 

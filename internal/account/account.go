@@ -44,7 +44,10 @@ type Account struct {
 
 // User is an IAM user record.
 type User struct {
-	UserName   string    `json:"userName"`
+	UserName string `json:"userName"`
+	// Path is the IAM path, e.g. /berth/instances/ for the users of joined
+	// agents; empty means "/". The ARN carries it.
+	Path       string    `json:"path,omitempty"`
 	UserID     string    `json:"userId"`
 	ARN        string    `json:"arn"`
 	CreateDate time.Time `json:"createDate"`

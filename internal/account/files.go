@@ -133,3 +133,35 @@ func ReadCredentials(path string) (accessKeyID, secret string, err error) {
 	}
 	return accessKeyID, secret, nil
 }
+
+// ReadConfig reads the region and endpoint URL of profile "berth" back from
+// a config file written by WriteProfileFiles (`berth token create` finds a
+// running server through it).
+func ReadConfig(path string) (region, endpointURL string, err error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", "", err
+	}
+	inProfile := false
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "[") {
+			inProfile = line == "[profile "+Profile+"]"
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || !inProfile {
+			continue
+		}
+		switch strings.TrimSpace(k) {
+		case "region":
+			region = strings.TrimSpace(v)
+		case "endpoint_url":
+			endpointURL = strings.TrimSpace(v)
+		}
+	}
+	if region == "" || endpointURL == "" {
+		return "", "", errdefs.InvalidArgument(path + ": no region or endpoint_url for profile " + Profile)
+	}
+	return region, endpointURL, nil
+}

@@ -2,8 +2,9 @@
 // request (Principal) and whether they may perform an action on a resource
 // (Authorizer). It does no I/O. Full IAM policy evaluation (explicit deny >
 // allow > implicit deny) arrives in a later issue behind the same Authorizer
-// interface; until then AdminOnly lets the account's admin do everything and
-// nobody else anything.
+// interface; until then Builtin lets the account's admin do everything, the
+// instance users of joined agents what AWS's container-instance role allows,
+// and nobody else anything (AdminOnly is the same without instances).
 package iam
 
 import (

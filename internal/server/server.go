@@ -89,13 +89,16 @@ func Start(ctx context.Context, cfg config.Server, log *slog.Logger) (*Server, e
 	}
 
 	reg := newRegistry()
-	authz := iam.AdminOnly{AdminARN: s.account.AdminARN()}
+	authz := iam.Builtin{AdminARN: s.account.AdminARN(), InstanceARNPrefix: iam.InstanceARNPrefix(s.account.ID)}
+	// One verifier (and its signing-key cache) for the AWS APIs and the
+	// agent endpoints.
+	verifier := &sigv4.Verifier{
+		Creds:  account.NewKeys(st, s.account),
+		Clock:  clk,
+		Region: s.account.Region,
+	}
 	router := &awsapi.Router{
-		Verifier: &sigv4.Verifier{
-			Creds:  account.NewKeys(st, s.account),
-			Clock:  clk,
-			Region: s.account.Region,
-		},
+		Verifier: verifier,
 		JSON: []*awsjson.Service{ecsapi.New(ecsapi.Config{
 			Store: st, Authorizer: authz, Clock: clk,
 			Region: s.account.Region, AccountID: s.account.ID, Logger: log,
@@ -107,6 +110,11 @@ func Start(ctx context.Context, cfg config.Server, log *slog.Logger) (*Server, e
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	(&agentJoin{
+		store: st, account: s.account, verifier: verifier, authz: authz, clock: clk,
+		endpoint: s.endpoint, limiter: newFailureLimiter(clk, joinFailureBurst, joinFailureEvery, joinFailureAddresses),
+		log: log,
+	}).register(mux)
 	mux.Handle("/", router)
 	s.http = &http.Server{
 		Handler:           mux,
