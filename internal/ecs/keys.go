@@ -3,6 +3,7 @@ package ecs
 import (
 	"fmt"
 	"net/url"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 )
@@ -27,9 +28,25 @@ const (
 	// AccountSettingsPrefix holds one AccountSetting per principal and name.
 	AccountSettingsPrefix = keyRoot + "account-settings/"
 
+	// AllTasksPrefix holds every cluster's task records (TasksPrefix per
+	// cluster); the task reaper lists it.
+	AllTasksPrefix = keyRoot + "tasks/"
+	// AllContainerInstancesPrefix holds every cluster's container-instance
+	// records (ContainerInstancesPrefix per cluster).
+	AllContainerInstancesPrefix = keyRoot + "container-instances/"
+	// InstanceTasksRootPrefix holds the instance → task index: one key with
+	// an empty value per task that is assigned to a container instance and
+	// not yet STOPPED (InstanceTaskKey). It is written and deleted in the
+	// same transactions as the task records, so it is never stale; the agent
+	// channel lists and watches it to find an instance's tasks.
+	InstanceTasksRootPrefix = keyRoot + "instancetasks/"
+	// ClientTokensPrefix holds one ClientTokenRecord per idempotency token
+	// (RunTask clientToken).
+	ClientTokensPrefix = keyRoot + "client-tokens/"
+
 	servicesRoot           = keyRoot + "services/"
-	tasksRoot              = keyRoot + "tasks/"
-	containerInstancesRoot = keyRoot + "container-instances/"
+	tasksRoot              = AllTasksPrefix
+	containerInstancesRoot = AllContainerInstancesPrefix
 )
 
 // revisionDigits zero-pads revisions in keys so that lexical key order is
@@ -60,6 +77,58 @@ func ContainerInstancesPrefix(cluster string) string { return containerInstances
 
 // ContainerInstanceKey is the key of one container instance of a cluster.
 func ContainerInstanceKey(cluster, id string) string { return ContainerInstancesPrefix(cluster) + id }
+
+// InstanceTasksClusterPrefix is the prefix of the instance → task index of
+// one cluster.
+func InstanceTasksClusterPrefix(cluster string) string {
+	return InstanceTasksRootPrefix + cluster + "/"
+}
+
+// InstanceTasksPrefix is the prefix of the index keys of one container
+// instance's tasks.
+func InstanceTasksPrefix(cluster, instanceID string) string {
+	return InstanceTasksClusterPrefix(cluster) + instanceID + "/"
+}
+
+// InstanceTaskKey is the index key saying that task taskID of cluster is
+// assigned to container instance instanceID and not yet STOPPED.
+func InstanceTaskKey(cluster, instanceID, taskID string) string {
+	return InstanceTasksPrefix(cluster, instanceID) + taskID
+}
+
+// ParseInstanceTaskKey splits an InstanceTaskKey into its parts; ok is
+// false for any other key.
+func ParseInstanceTaskKey(key string) (cluster, instanceID, taskID string, ok bool) {
+	rest, found := strings.CutPrefix(key, InstanceTasksRootPrefix)
+	if !found {
+		return "", "", "", false
+	}
+	parts := strings.Split(rest, "/")
+	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
+		return "", "", "", false
+	}
+	return parts[0], parts[1], parts[2], true
+}
+
+// ParseTaskKey splits a TaskKey into cluster and task id; ok is false for
+// any other key.
+func ParseTaskKey(key string) (cluster, taskID string, ok bool) {
+	rest, found := strings.CutPrefix(key, AllTasksPrefix)
+	if !found {
+		return "", "", false
+	}
+	cluster, taskID, found = strings.Cut(rest, "/")
+	if !found || cluster == "" || taskID == "" || strings.Contains(taskID, "/") {
+		return "", "", false
+	}
+	return cluster, taskID, true
+}
+
+// ClientTokenKey is the key of an idempotency token of an action. Tokens
+// are free text, so they are path-escaped.
+func ClientTokenKey(action, token string) string {
+	return ClientTokensPrefix + action + "/" + url.PathEscape(token)
+}
 
 // TaskDefinitionFamilyPrefix is the prefix of all revisions of a family.
 func TaskDefinitionFamilyPrefix(family string) string { return TaskDefinitionsPrefix + family + "/" }

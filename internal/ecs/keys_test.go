@@ -65,3 +65,36 @@ func TestAccountSettingKeysEscapePrincipals(t *testing.T) {
 		t.Errorf("AccountSettingKey = %q", k)
 	}
 }
+
+func TestInstanceTaskKeys(t *testing.T) {
+	k := InstanceTaskKey("prod", "inst1", "task1")
+	if !strings.HasPrefix(k, InstanceTasksPrefix("prod", "inst1")) || !strings.HasPrefix(k, InstanceTasksClusterPrefix("prod")) ||
+		!strings.HasPrefix(k, InstanceTasksRootPrefix) {
+		t.Fatalf("%q is not under its prefixes", k)
+	}
+	if strings.HasPrefix(InstanceTasksPrefix("prod", "inst10"), InstanceTasksPrefix("prod", "inst1")) {
+		t.Error("instance prefixes overlap")
+	}
+	c, i, id, ok := ParseInstanceTaskKey(k)
+	if !ok || c != "prod" || i != "inst1" || id != "task1" {
+		t.Errorf("ParseInstanceTaskKey = %q %q %q %v", c, i, id, ok)
+	}
+	for _, bad := range []string{TaskKey("prod", "t"), InstanceTasksPrefix("prod", "i"), InstanceTasksRootPrefix + "a/b/c/d"} {
+		if _, _, _, ok := ParseInstanceTaskKey(bad); ok {
+			t.Errorf("ParseInstanceTaskKey(%q) ok", bad)
+		}
+	}
+	if c, id, ok := ParseTaskKey(TaskKey("prod", "t1")); !ok || c != "prod" || id != "t1" {
+		t.Errorf("ParseTaskKey = %q %q %v", c, id, ok)
+	}
+	if _, _, ok := ParseTaskKey(ClusterKey("prod")); ok {
+		t.Error("ParseTaskKey accepted a cluster key")
+	}
+	if !strings.HasPrefix(TaskKey("prod", "t"), AllTasksPrefix) || !strings.HasPrefix(ContainerInstanceKey("prod", "i"), AllContainerInstancesPrefix) {
+		t.Error("per-cluster keys outside the all-clusters prefixes")
+	}
+	tok := ClientTokenKey("RunTask", "a/b c")
+	if !strings.HasPrefix(tok, ClientTokensPrefix+"RunTask/") || strings.Count(strings.TrimPrefix(tok, ClientTokensPrefix), "/") != 1 {
+		t.Errorf("ClientTokenKey = %q", tok)
+	}
+}

@@ -329,15 +329,24 @@ func (h *handlers) requiredClusterRef(ref *string) (string, error) {
 }
 
 // clusterContents are the resources that keep a cluster from being deleted,
-// checked in this order.
+// checked in this order. live says whether a stored record still counts:
+// STOPPED tasks and INACTIVE instances stay describable for a while but no
+// longer keep a cluster alive.
 var clusterContents = []struct {
 	prefix func(cluster string) string
 	reason error
 	noun   string
+	live   func(store.KV) (bool, error)
 }{
-	{domain.ServicesPrefix, domain.ErrClusterContainsServices, "Services"},
-	{domain.ContainerInstancesPrefix, domain.ErrClusterContainsContainerInstances, "Container Instances"},
-	{domain.TasksPrefix, domain.ErrClusterContainsTasks, "Tasks"},
+	{domain.ServicesPrefix, domain.ErrClusterContainsServices, "Services", func(store.KV) (bool, error) { return true, nil }},
+	{domain.ContainerInstancesPrefix, domain.ErrClusterContainsContainerInstances, "Container Instances", func(kv store.KV) (bool, error) {
+		ci, err := decode[domain.ContainerInstance](kv)
+		return ci.Status != domain.InstanceStatusInactive, err
+	}},
+	{domain.TasksPrefix, domain.ErrClusterContainsTasks, "Tasks", func(kv store.KV) (bool, error) {
+		t, err := decode[domain.TaskRecord](kv)
+		return aws.ToString(t.Task.LastStatus) != domain.TaskStatusStopped, err
+	}},
 }
 
 // DeleteCluster marks an empty cluster INACTIVE. Its record stays, so
@@ -359,9 +368,15 @@ func (h *handlers) DeleteCluster(ctx context.Context, in *ecs.DeleteClusterInput
 			if err != nil {
 				return storeError(err)
 			}
-			if len(kvs) > 0 {
-				return errdefs.WithReason(errdefs.ErrFailedPrecondition, cc.reason,
-					"The Cluster cannot be deleted while "+cc.noun+" are active.")
+			for _, kv := range kvs {
+				live, err := cc.live(kv)
+				if err != nil {
+					return err
+				}
+				if live {
+					return errdefs.WithReason(errdefs.ErrFailedPrecondition, cc.reason,
+						"The Cluster cannot be deleted while "+cc.noun+" are active.")
+				}
 			}
 		}
 		c.Status = domain.ClusterStatusInactive

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	domain "github.com/berth-dev/berth/internal/ecs"
+	"github.com/berth-dev/berth/internal/store"
 )
 
 var ignoreSerde = cmpopts.IgnoreUnexported(types.Cluster{}, types.ClusterSetting{}, types.Tag{},
@@ -326,4 +327,23 @@ func TestDeleteClusterRefusesWhileNotEmpty(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Stopped tasks and INACTIVE instances stay describable for a while but do
+// not keep a cluster from being deleted.
+func TestDeleteClusterIgnoresStoppedTasksAndInactiveInstances(t *testing.T) {
+	e := newEnv(t)
+	e.createCluster("prod")
+	put := func(key string, v any) {
+		op, err := store.PutJSON(key, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.store.Txn(e.ctx, nil, []store.Op{op}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(domain.TaskKey("prod", "t1"), domain.TaskRecord{Task: types.Task{LastStatus: aws.String(domain.TaskStatusStopped)}})
+	put(domain.ContainerInstanceKey("prod", "i1"), domain.ContainerInstance{Status: domain.InstanceStatusInactive})
+	must(t, e.h.DeleteCluster)(e.ctx, &ecs.DeleteClusterInput{Cluster: aws.String("prod")})
 }

@@ -42,6 +42,12 @@ const maxTxnAttempts = 16
 // request needs no write). attempt may be called several times, so it must
 // not keep state from an earlier call other than what it overwrites.
 func (h *handlers) commit(ctx context.Context, attempt func() ([]store.Cond, []store.Op, error)) error {
+	return h.commitN(ctx, maxTxnAttempts, attempt)
+}
+
+// commitN is commit with its own bound on attempts, for writes that many
+// requests contend for (placement on the same instances).
+func (h *handlers) commitN(ctx context.Context, attempts int, attempt func() ([]store.Cond, []store.Op, error)) error {
 	for i := 0; ; i++ {
 		conds, ops, err := attempt()
 		if err != nil {
@@ -57,7 +63,7 @@ func (h *handlers) commit(ctx context.Context, attempt func() ([]store.Cond, []s
 		if !errors.Is(err, errdefs.ErrConflict) {
 			return storeError(err)
 		}
-		if i+1 >= maxTxnAttempts {
+		if i+1 >= attempts {
 			return &errdefs.Error{Kind: errdefs.ErrConflict, Message: "concurrent update", Cause: err}
 		}
 		if err := backoff(ctx, i); err != nil {

@@ -71,6 +71,12 @@ func TestOverCachedStore(t *testing.T) {
 		"DeleteTaskDefinitions": TestDeleteTaskDefinitions,
 		"DeleteCluster":         TestDeleteCluster,
 		"TagsRoundTrip":         TestTagsRoundTrip,
+		"SDKInstancesAndTasks":  TestSDKInstancesAndTasks,
+		"TaskLifecycle":         TestTaskLifecycleThroughTheAPI,
+		"RunTaskStorm":          TestRunTaskStorm,
+		"PlacementFailures":     TestRunTaskPlacementFailures,
+		"Deregister":            TestDeregisterContainerInstance,
+		"Attributes":            TestAttributes,
 	} {
 		t.Run(name, fn)
 	}

@@ -42,6 +42,8 @@ var errorTable = []errorRule{
 	{ecs.ErrResourceNotFound, "ResourceNotFoundException", client},
 	{ecs.ErrResourceInUse, "ResourceInUseException", client},
 	{ecs.ErrClient, "ClientException", client},
+	{ecs.ErrAttributeLimitExceeded, "AttributeLimitExceededException", client},
+	{ecs.ErrTargetNotFound, "TargetNotFoundException", client},
 
 	{errdefs.ErrAccessDenied, "AccessDeniedException", forbidden},
 	{errdefs.ErrUnauthenticated, "AccessDeniedException", forbidden},

@@ -46,6 +46,9 @@ type Config struct {
 	// images when a task definition's requiresAttributes are computed
 	// (berth's own registry belongs here).
 	RegistryHosts []string
+	// Endpoint is the server's advertised URL (e.g. http://127.0.0.1:7400):
+	// DiscoverPollEndpoint returns it to agents.
+	Endpoint string
 }
 
 // New returns the ECS API as an awsJson1_1 service.
@@ -81,10 +84,13 @@ type handlers struct {
 	account       string
 	log           *slog.Logger
 	registryHosts []string
+	endpoint      string
 
 	// Decoded records for describe paths, once per change (read-only).
-	clusters store.Memo[domain.Cluster]
-	taskDefs store.Memo[domain.TaskDefinitionRecord]
+	clusters  store.Memo[domain.Cluster]
+	taskDefs  store.Memo[domain.TaskDefinitionRecord]
+	instances store.Memo[domain.ContainerInstance]
+	tasks     store.Memo[domain.TaskRecord]
 }
 
 func newHandlers(cfg Config) *handlers {
@@ -96,6 +102,7 @@ func newHandlers(cfg Config) *handlers {
 		account:       cfg.AccountID,
 		log:           cfg.Logger,
 		registryHosts: cfg.RegistryHosts,
+		endpoint:      cfg.Endpoint,
 	}
 	if h.clock == nil {
 		h.clock = clock.Real{}
@@ -131,6 +138,24 @@ func (h *handlers) operations() []awsjson.Operation {
 		bind(schemas.TagResource, schemas.TagResourceRequest, schemas.TagResourceResponse, h.TagResource),
 		bind(schemas.UntagResource, schemas.UntagResourceRequest, schemas.UntagResourceResponse, h.UntagResource),
 		bind(schemas.ListTagsForResource, schemas.ListTagsForResourceRequest, schemas.ListTagsForResourceResponse, h.ListTagsForResource),
+		// Container instances and attributes.
+		bind(schemas.RegisterContainerInstance, schemas.RegisterContainerInstanceRequest, schemas.RegisterContainerInstanceResponse, h.RegisterContainerInstance),
+		bind(schemas.DeregisterContainerInstance, schemas.DeregisterContainerInstanceRequest, schemas.DeregisterContainerInstanceResponse, h.DeregisterContainerInstance),
+		bind(schemas.DescribeContainerInstances, schemas.DescribeContainerInstancesRequest, schemas.DescribeContainerInstancesResponse, h.DescribeContainerInstances),
+		bind(schemas.ListContainerInstances, schemas.ListContainerInstancesRequest, schemas.ListContainerInstancesResponse, h.ListContainerInstances),
+		bind(schemas.UpdateContainerInstancesState, schemas.UpdateContainerInstancesStateRequest, schemas.UpdateContainerInstancesStateResponse, h.UpdateContainerInstancesState),
+		bind(schemas.DiscoverPollEndpoint, schemas.DiscoverPollEndpointRequest, schemas.DiscoverPollEndpointResponse, h.DiscoverPollEndpoint),
+		bind(schemas.PutAttributes, schemas.PutAttributesRequest, schemas.PutAttributesResponse, h.PutAttributes),
+		bind(schemas.DeleteAttributes, schemas.DeleteAttributesRequest, schemas.DeleteAttributesResponse, h.DeleteAttributes),
+		bind(schemas.ListAttributes, schemas.ListAttributesRequest, schemas.ListAttributesResponse, h.ListAttributes),
+		// Tasks.
+		bind(schemas.RunTask, schemas.RunTaskRequest, schemas.RunTaskResponse, h.RunTask),
+		bind(schemas.StartTask, schemas.StartTaskRequest, schemas.StartTaskResponse, h.StartTask),
+		bind(schemas.StopTask, schemas.StopTaskRequest, schemas.StopTaskResponse, h.StopTask),
+		bind(schemas.DescribeTasks, schemas.DescribeTasksRequest, schemas.DescribeTasksResponse, h.DescribeTasks),
+		bind(schemas.ListTasks, schemas.ListTasksRequest, schemas.ListTasksResponse, h.ListTasks),
+		bind(schemas.SubmitTaskStateChange, schemas.SubmitTaskStateChangeRequest, schemas.SubmitTaskStateChangeResponse, h.SubmitTaskStateChange),
+		bind(schemas.SubmitContainerStateChange, schemas.SubmitContainerStateChangeRequest, schemas.SubmitContainerStateChangeResponse, h.SubmitContainerStateChange),
 		// Account settings.
 		bind(schemas.ListAccountSettings, schemas.ListAccountSettingsRequest, schemas.ListAccountSettingsResponse, h.ListAccountSettings),
 		bind(schemas.PutAccountSetting, schemas.PutAccountSettingRequest, schemas.PutAccountSettingResponse, h.PutAccountSetting),

@@ -23,6 +23,7 @@ import (
 	"github.com/berth-dev/berth/internal/awsapi/sigv4"
 	"github.com/berth-dev/berth/internal/clock"
 	"github.com/berth-dev/berth/internal/config"
+	"github.com/berth-dev/berth/internal/controller/taskreaper"
 	"github.com/berth-dev/berth/internal/ecsapi"
 	"github.com/berth-dev/berth/internal/iam"
 	"github.com/berth-dev/berth/internal/store/watchcache"
@@ -38,6 +39,7 @@ type Server struct {
 
 	listener net.Listener
 	http     *http.Server
+	reaper   *taskreaper.Reaper
 	backend  *backend
 	cache    *watchcache.Cache
 }
@@ -102,11 +104,13 @@ func Start(ctx context.Context, cfg config.Server, log *slog.Logger) (*Server, e
 		JSON: []*awsjson.Service{ecsapi.New(ecsapi.Config{
 			Store: st, Authorizer: authz, Clock: clk,
 			Region: s.account.Region, AccountID: s.account.ID, Logger: log,
+			Endpoint: s.endpoint,
 		})},
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		Metrics:      newAPIMetrics(reg),
 		Logger:       log,
 	}
+	s.reaper = taskreaper.New(taskreaper.Config{Store: st, Clock: clk, Logger: log})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -140,6 +144,18 @@ func (s *Server) Files() account.Files { return s.files }
 func (s *Server) Run(ctx context.Context) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- s.http.Serve(s.listener) }()
+	// Controllers run until ctx ends. With several servers on one etcd each
+	// runs its own; their writes are compare-and-swap, so duplicates are
+	// harmless until leader election arrives (DESIGN.md §6).
+	ctrlCtx, stopControllers := context.WithCancel(ctx)
+	controllersDone := make(chan struct{})
+	go func() {
+		defer close(controllersDone)
+		if err := s.reaper.Run(ctrlCtx); err != nil && ctrlCtx.Err() == nil {
+			s.log.Error("task reaper stopped", "err", err)
+		}
+	}()
+
 	s.log.Info("berth API listening", "endpoint", s.endpoint, "account", s.account.ID, "region", s.account.Region)
 
 	var err error
@@ -150,6 +166,8 @@ func (s *Server) Run(ctx context.Context) error {
 		err = fmt.Errorf("embedded etcd failed: %w", err)
 	}
 	s.log.Info("shutting down")
+	stopControllers()
+	<-controllersDone
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	if serr := s.http.Shutdown(shutdownCtx); serr != nil && err == nil {

@@ -1,0 +1,295 @@
+package ecsapi
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	domain "github.com/berth-dev/berth/internal/ecs"
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/scheduler"
+	"github.com/berth-dev/berth/internal/store"
+)
+
+// Placement commit bounds.
+const (
+	// maxPlacementAttempts bounds the compare-and-swap retries of one
+	// RunTask or StartTask: every placement on an instance writes its
+	// record, so concurrent placements onto the same instances conflict and
+	// retry on a fresh snapshot. More attempts than other writes get, since
+	// a storm of RunTasks contends for the same few records.
+	maxPlacementAttempts = 64
+	// clientTokenTTL is how long a RunTask clientToken is remembered.
+	clientTokenTTL = 24 * time.Hour
+)
+
+// placeInput is one RunTask or StartTask, validated.
+type placeInput struct {
+	cluster    string
+	td         *types.TaskDefinition // shared, read-only
+	overrides  *types.TaskOverride
+	demand     domain.Resources
+	count      int
+	launchType types.LaunchType
+	group      string
+	startedBy  string
+	tags       []types.Tag
+	execute    bool
+	opts       scheduler.Options
+	// targets are StartTask's container instance references; nil for
+	// RunTask, which places on any instance of the cluster.
+	targets []string
+	// tokenKey and tokenHash identify RunTask's clientToken and request.
+	tokenKey, tokenHash string
+}
+
+// placeResult is what RunTask and StartTask return.
+type placeResult struct {
+	tasks    []domain.TaskRecord
+	failures []types.Failure
+}
+
+func (r placeResult) render() ([]types.Task, []types.Failure) {
+	tasks := make([]types.Task, 0, len(r.tasks))
+	for i := range r.tasks {
+		tasks = append(tasks, r.tasks[i].ToAPI(true))
+	}
+	failures := r.failures
+	if failures == nil {
+		failures = []types.Failure{}
+	}
+	return tasks, failures
+}
+
+func noInstances() error {
+	return domain.InvalidParameter("No Container Instances were found in your cluster.")
+}
+
+// place places and commits tasks. One attempt reads a snapshot of the
+// cluster's instances, places with the scheduler, and writes, in one
+// transaction: the new task records (each must not exist), their index
+// keys, every instance record it debited (compare-and-swap on its mod
+// revision), the clientToken record, and a condition on the cluster record
+// (so that a concurrent DeleteCluster and this placement cannot both
+// succeed). A conflict means another request changed one of those records:
+// the attempt is repeated on a fresh snapshot, so an instance is never
+// over-committed.
+func (h *handlers) place(ctx context.Context, in placeInput) (placeResult, error) {
+	var res placeResult
+	err := h.commitN(ctx, maxPlacementAttempts, func() ([]store.Cond, []store.Op, error) {
+		res = placeResult{}
+		_, crev, err := h.activeCluster(ctx, in.cluster)
+		if err != nil {
+			return nil, nil, err
+		}
+		conds := []store.Cond{{Key: domain.ClusterKey(in.cluster), ModRevision: crev}}
+		var ops []store.Op
+		tokenRev := int64(0)
+		if in.tokenKey != "" {
+			tok, rev, found, err := get[domain.ClientTokenRecord](ctx, h.store, in.tokenKey)
+			if err != nil {
+				return nil, nil, err
+			}
+			if found && h.now().Before(tok.ExpiresAt) {
+				if tok.RequestHash != in.tokenHash || tok.Cluster != in.cluster {
+					return nil, nil, domain.InvalidParameter("The clientToken was already used with different parameters.")
+				}
+				res, err = h.replay(ctx, tok)
+				return nil, nil, err
+			}
+			tokenRev = rev // an expired token is overwritten
+		}
+
+		insts, err := h.listInstances(ctx, in.cluster)
+		if err != nil {
+			return nil, nil, err
+		}
+		placements, fails, err := h.plan(in, insts)
+		if err != nil {
+			return nil, nil, err
+		}
+		res.failures = fails
+
+		now := h.now()
+		changed := map[int]*domain.ContainerInstance{}
+		for _, p := range placements {
+			ci := changed[p.Instance]
+			if ci == nil {
+				c := cloneInstance(insts[p.Instance].Value)
+				ci = &c
+				changed[p.Instance] = ci
+			}
+			id := newID()
+			cids := make([]string, len(in.td.ContainerDefinitions))
+			for i := range cids {
+				cids[i] = newUUID()
+			}
+			t := domain.NewTask(domain.NewTaskInput{
+				Region: h.region, Account: h.account, Cluster: in.cluster,
+				ID: id, InstanceID: ci.ID, ContainerIDs: cids,
+				TaskDefinition: in.td, Overrides: in.overrides, LaunchType: in.launchType,
+				Group: in.group, StartedBy: in.startedBy, Tags: in.tags, EnableExecute: in.execute,
+				Reserved: in.demand, Now: now,
+			})
+			ci.Reserve(in.demand, in.group)
+			key := domain.TaskKey(in.cluster, id)
+			op, err := put(key, t)
+			if err != nil {
+				return nil, nil, err
+			}
+			conds = append(conds, store.Cond{Key: key, ModRevision: 0})
+			ops = append(ops, op, store.Put(domain.InstanceTaskKey(in.cluster, ci.ID, id), []byte{}))
+			res.tasks = append(res.tasks, t)
+		}
+		for i, ci := range changed {
+			ci.Touch(now)
+			key := domain.ContainerInstanceKey(in.cluster, ci.ID)
+			op, err := put(key, ci)
+			if err != nil {
+				return nil, nil, err
+			}
+			conds = append(conds, store.Cond{Key: key, ModRevision: insts[i].ModRevision})
+			ops = append(ops, op)
+		}
+		if in.tokenKey != "" {
+			tok := domain.ClientTokenRecord{
+				RequestHash: in.tokenHash, Cluster: in.cluster, Failures: res.failures,
+				CreatedAt: now, ExpiresAt: now.Add(clientTokenTTL),
+			}
+			for _, t := range res.tasks {
+				tok.TaskIDs = append(tok.TaskIDs, t.ID)
+			}
+			op, err := put(in.tokenKey, tok)
+			if err != nil {
+				return nil, nil, err
+			}
+			conds = append(conds, store.Cond{Key: in.tokenKey, ModRevision: tokenRev})
+			ops = append(ops, op)
+		}
+		return conds, ops, nil
+	})
+	return res, err
+}
+
+// plan places the tasks of in on a snapshot of the cluster's instances
+// (insts, in key order) and returns placements as indexes into insts.
+func (h *handlers) plan(in placeInput, insts []keyed[domain.ContainerInstance]) ([]scheduler.Placement, []types.Failure, error) {
+	demand := scheduler.Demand{
+		CPU: in.demand.CPU, Memory: in.demand.Memory,
+		Ports: in.demand.Ports, PortsUDP: in.demand.PortsUDP,
+		Group: in.group,
+	}
+	snapshot := make([]scheduler.Instance, len(insts))
+	for i := range insts {
+		snapshot[i] = schedInstance(&insts[i].Value, h.instanceARN(in.cluster, insts[i].Value.ID))
+	}
+	if in.targets == nil {
+		// RunTask: first-fit over the live instances, oldest first.
+		var order []int
+		for i := range insts {
+			if insts[i].Value.Status != domain.InstanceStatusInactive {
+				order = append(order, i)
+			}
+		}
+		if len(order) == 0 {
+			return nil, nil, noInstances()
+		}
+		sortByRegistration(order, insts)
+		sub := make([]scheduler.Instance, len(order))
+		for j, i := range order {
+			sub[j] = snapshot[i]
+		}
+		ps, fs := scheduler.Place(sub, demand, in.count, in.opts)
+		for j := range ps {
+			ps[j].Instance = order[ps[j].Instance]
+		}
+		return ps, failures(fs), nil
+	}
+	// StartTask: one task on each named instance that can take it.
+	byID := map[string]int{}
+	for i := range insts {
+		byID[insts[i].Value.ID] = i
+	}
+	var ps []scheduler.Placement
+	var fs []types.Failure
+	for _, ref := range in.targets {
+		id, ok := h.instanceRef(in.cluster, ref)
+		i, found := byID[id]
+		if !ok || !found {
+			fs = append(fs, missing(h.instanceRefARN(in.cluster, ref)))
+			continue
+		}
+		if f := scheduler.Check(&snapshot[i], demand); f != nil {
+			fs = append(fs, failures([]scheduler.Failure{*f})...)
+			continue
+		}
+		snapshot[i] = scheduler.Take(snapshot[i], demand)
+		ps = append(ps, scheduler.Placement{Instance: i, InstanceARN: snapshot[i].ARN})
+	}
+	return ps, fs, nil
+}
+
+// sortByRegistration orders instance indexes oldest registration first,
+// ties by id, so first-fit is deterministic.
+func sortByRegistration(order []int, insts []keyed[domain.ContainerInstance]) {
+	slices.SortStableFunc(order, func(a, b int) int {
+		x, y := &insts[a].Value, &insts[b].Value
+		return cmp.Or(x.RegisteredAt.Compare(y.RegisteredAt), cmp.Compare(x.ID, y.ID))
+	})
+}
+
+// failures turns the scheduler's failures into ECS's, without repeats.
+func failures(fs []scheduler.Failure) []types.Failure {
+	out := make([]types.Failure, 0, len(fs))
+	seen := map[[2]string]bool{}
+	for _, f := range fs {
+		k := [2]string{f.InstanceARN, f.Reason}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		tf := types.Failure{Reason: aws.String(f.Reason), Detail: aws.String(f.Detail)}
+		if f.InstanceARN != "" {
+			tf.Arn = aws.String(f.InstanceARN)
+		}
+		out = append(out, tf)
+	}
+	return out
+}
+
+// replay answers a RunTask whose clientToken was seen: the same tasks, as
+// they are now (tasks already removed by the reaper are left out), and the
+// same failures.
+func (h *handlers) replay(ctx context.Context, tok domain.ClientTokenRecord) (placeResult, error) {
+	res := placeResult{failures: tok.Failures}
+	for _, id := range tok.TaskIDs {
+		t, _, err := h.tasks.Get(ctx, h.store, domain.TaskKey(tok.Cluster, id))
+		if errors.Is(err, errdefs.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return res, storeError(err)
+		}
+		res.tasks = append(res.tasks, t)
+	}
+	return res, nil
+}
+
+// requestHash identifies a request's parameters for idempotency: the SHA-256
+// of its JSON without the token.
+func requestHash(v any) (string, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", errdefs.Internal(err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
+}

@@ -1,0 +1,194 @@
+package ecsapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"math"
+	"reflect"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+
+	domain "github.com/berth-dev/berth/internal/ecs"
+	"github.com/berth-dev/berth/internal/store"
+)
+
+// acknowledgment is what the state-change actions answer.
+const acknowledgment = "ACK"
+
+// epochTime decodes a timestamp of an awsJson request: epoch seconds as a
+// number (what the SDKs send), or a string holding such a number or an
+// RFC 3339 time.
+type epochTime struct{ time.Time }
+
+func (t *epochTime) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if bytes.Equal(b, []byte("null")) {
+		return nil
+	}
+	s := string(b)
+	if len(b) > 0 && b[0] == '"' {
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		if v, err := time.Parse(time.RFC3339Nano, s); err == nil {
+			t.Time = v.UTC()
+			return nil
+		}
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) > 1e11 {
+		return &json.UnmarshalTypeError{Value: "timestamp " + strconv.Quote(s), Type: reflect.TypeFor[time.Time]()}
+	}
+	sec, frac := math.Modf(f)
+	t.Time = time.Unix(int64(sec), int64(math.Round(frac*1e9))).UTC().Truncate(time.Millisecond)
+	return nil
+}
+
+func (t *epochTime) ptr() *time.Time {
+	if t == nil {
+		return nil
+	}
+	return aws.Time(t.Time)
+}
+
+// submitTaskStateChangeRequest is SubmitTaskStateChange's input with its
+// timestamps read as epoch seconds: encoding/json, which decodes awsJson
+// request bodies, cannot read a number into a time.Time. The tagged fields
+// shadow the SDK input's fields of the same wire name.
+type submitTaskStateChangeRequest struct {
+	ecs.SubmitTaskStateChangeInput
+	PullStartedAtEpoch      *epochTime `json:"pullStartedAt"`
+	PullStoppedAtEpoch      *epochTime `json:"pullStoppedAt"`
+	ExecutionStoppedAtEpoch *epochTime `json:"executionStoppedAt"`
+}
+
+// SubmitTaskStateChange records an agent's report of a task's state
+// (PENDING, RUNNING or STOPPED, with its containers' states). berth derives
+// the lifecycle ECS shows from it (docs/architecture/task-lifecycle.md);
+// reaching STOPPED credits the task's resources back to its instance and
+// removes it from the instance's index, in the same transaction.
+func (h *handlers) SubmitTaskStateChange(ctx context.Context, in *submitTaskStateChangeRequest) (*ecs.SubmitTaskStateChangeOutput, error) {
+	r := domain.TaskReport{
+		Status:             aws.ToString(in.Status),
+		Reason:             aws.ToString(in.Reason),
+		PullStartedAt:      in.PullStartedAtEpoch.ptr(),
+		PullStoppedAt:      in.PullStoppedAtEpoch.ptr(),
+		ExecutionStoppedAt: in.ExecutionStoppedAtEpoch.ptr(),
+	}
+	for _, c := range in.Containers {
+		r.Containers = append(r.Containers, domain.ContainerReport{
+			Name:            aws.ToString(c.ContainerName),
+			Status:          aws.ToString(c.Status),
+			ExitCode:        c.ExitCode,
+			Reason:          aws.ToString(c.Reason),
+			RuntimeID:       aws.ToString(c.RuntimeId),
+			ImageDigest:     aws.ToString(c.ImageDigest),
+			NetworkBindings: c.NetworkBindings,
+		})
+	}
+	if err := h.report(ctx, "SubmitTaskStateChange", in.Cluster, aws.ToString(in.Task), r); err != nil {
+		return nil, err
+	}
+	return &ecs.SubmitTaskStateChangeOutput{Acknowledgment: aws.String(acknowledgment)}, nil
+}
+
+// SubmitContainerStateChange records an agent's report of one container's
+// state; it changes the task's containers, not the task's own status.
+func (h *handlers) SubmitContainerStateChange(ctx context.Context, in *ecs.SubmitContainerStateChangeInput) (*ecs.SubmitContainerStateChangeOutput, error) {
+	name := aws.ToString(in.ContainerName)
+	if name == "" {
+		if err := h.authorize(ctx, "SubmitContainerStateChange", h.clusterResource(in.Cluster)); err != nil {
+			return nil, err
+		}
+		return nil, domain.InvalidParameter("containerName is required.")
+	}
+	r := domain.TaskReport{Containers: []domain.ContainerReport{{
+		Name:            name,
+		Status:          aws.ToString(in.Status),
+		ExitCode:        in.ExitCode,
+		Reason:          aws.ToString(in.Reason),
+		RuntimeID:       aws.ToString(in.RuntimeId),
+		NetworkBindings: in.NetworkBindings,
+	}}}
+	if err := h.report(ctx, "SubmitContainerStateChange", in.Cluster, aws.ToString(in.Task), r); err != nil {
+		return nil, err
+	}
+	return &ecs.SubmitContainerStateChangeOutput{Acknowledgment: aws.String(acknowledgment)}, nil
+}
+
+// report applies an agent's report to a task in one transaction with the
+// instance record when the task's phase changes (its counts, and the credit
+// of its resources when it stopped) and the index key (deleted when it
+// stopped).
+func (h *handlers) report(ctx context.Context, action string, clusterRef *string, ref string, r domain.TaskReport) error {
+	if err := h.authorize(ctx, action, h.clusterResource(clusterRef)); err != nil {
+		return err
+	}
+	cluster, err := h.taskCluster(clusterRef, ref)
+	if err != nil {
+		return err
+	}
+	if ref == "" {
+		return domain.InvalidParameter("task is required.")
+	}
+	if r.Status != "" && !domain.ValidReportStatus(r.Status) {
+		return domain.InvalidParameter("Invalid status " + r.Status + ". Valid values are PENDING, RUNNING and STOPPED.")
+	}
+	id, ok := h.taskRef(cluster, ref)
+	if !ok {
+		return taskNotFound()
+	}
+	key := domain.TaskKey(cluster, id)
+	return h.commit(ctx, func() ([]store.Cond, []store.Op, error) {
+		t, rev, found, err := get[domain.TaskRecord](ctx, h.store, key)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !found {
+			return nil, nil, taskNotFound()
+		}
+		now := h.now()
+		from := t.Phase()
+		changed, err := t.Apply(r, now)
+		if err != nil || !changed {
+			return nil, nil, err
+		}
+		var conds []store.Cond
+		var ops []store.Op
+		to := t.Phase()
+		if from != to && t.InstanceID != "" {
+			ikey := domain.ContainerInstanceKey(cluster, t.InstanceID)
+			ci, irev, found, err := get[domain.ContainerInstance](ctx, h.store, ikey)
+			if err != nil {
+				return nil, nil, err
+			}
+			if found {
+				ci.Count(from, to)
+				if to == domain.PhaseStopped && !t.Released {
+					ci.Release(t.Reserved, aws.ToString(t.Task.Group))
+					t.Released = true
+				}
+				ci.Touch(now)
+				op, err := put(ikey, ci)
+				if err != nil {
+					return nil, nil, err
+				}
+				conds = append(conds, store.Cond{Key: ikey, ModRevision: irev})
+				ops = append(ops, op)
+			}
+			if to == domain.PhaseStopped {
+				t.Released = true
+				ops = append(ops, store.Delete(domain.InstanceTaskKey(cluster, t.InstanceID, id)))
+			}
+		}
+		op, err := put(key, t)
+		if err != nil {
+			return nil, nil, err
+		}
+		return append(conds, store.Cond{Key: key, ModRevision: rev}), append(ops, op), nil
+	})
+}
