@@ -60,7 +60,9 @@ func TestCLIContainerInstancesAndTasks(t *testing.T) {
 
 	b.awsJSON(nil, "ecs", "put-attributes", "--cluster", "work", "--attributes",
 		"name=rack,value=r1,targetType=container-instance,targetId="+ci.ContainerInstanceArn)
-	var attrs struct{ Attributes []struct{ Name, Value string } }
+	var attrs struct {
+		Attributes []struct{ Name, Value string }
+	}
 	b.awsJSON(&attrs, "ecs", "list-attributes", "--cluster", "work", "--target-type", "container-instance", "--attribute-name", "rack")
 	if len(attrs.Attributes) != 1 || attrs.Attributes[0].Value != "r1" {
 		t.Errorf("list-attributes rack: %+v", attrs)

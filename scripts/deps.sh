@@ -39,6 +39,26 @@ need_runtime_deps() {
 	_need_pkg containernetworking-plugins /usr/lib/cni/bridge
 	_need_pkg iproute2 ip
 	_need_pkg iptables iptables
+	start_containerd
+}
+
+# start_containerd starts the host's containerd in the background (logs in
+# /var/log/berth-containerd.log) unless it already answers on its socket, and
+# waits up to 30 s for it. Machines without systemd (containers, CI) need it.
+start_containerd() {
+	local sock=/run/containerd/containerd.sock sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo=sudo
+	if [ -S "$sock" ] && $sudo timeout 5 ctr --address "$sock" version >/dev/null 2>&1; then return 0; fi
+	echo "starting containerd" >&2
+	$sudo mkdir -p /run/containerd
+	$sudo sh -c 'setsid nohup containerd >>/var/log/berth-containerd.log 2>&1 </dev/null &'
+	local deadline=$((SECONDS + 30))
+	while [ $SECONDS -lt $deadline ]; do
+		if [ -S "$sock" ] && $sudo timeout 2 ctr --address "$sock" version >/dev/null 2>&1; then return 0; fi
+		sleep 0.5
+	done
+	echo "containerd did not answer on $sock within 30s; see /var/log/berth-containerd.log" >&2
+	return 1
 }
 
 # What the tests need on top: the real AWS CLI v2 from Debian (/usr/bin/aws).
@@ -48,4 +68,5 @@ need_test_deps() {
 	_need_pkg faketime /usr/bin/faketime
 	_need_pkg python3 python3
 	_need_pkg python3-boto3 /usr/lib/python3/dist-packages/boto3
+	start_containerd
 }
