@@ -106,28 +106,11 @@ func writeFileAtomic(path, content string) error {
 // ReadCredentials reads the access key of profile "berth" back from a
 // credentials file written by WriteProfileFiles (tools and tests use it).
 func ReadCredentials(path string) (accessKeyID, secret string, err error) {
-	b, err := os.ReadFile(path)
+	kv, err := readSection(path, "["+Profile+"]")
 	if err != nil {
 		return "", "", err
 	}
-	inProfile := false
-	for _, line := range strings.Split(string(b), "\n") {
-		line = strings.TrimSpace(line)
-		if strings.HasPrefix(line, "[") {
-			inProfile = line == "["+Profile+"]"
-			continue
-		}
-		k, v, ok := strings.Cut(line, "=")
-		if !ok || !inProfile {
-			continue
-		}
-		switch strings.TrimSpace(k) {
-		case "aws_access_key_id":
-			accessKeyID = strings.TrimSpace(v)
-		case "aws_secret_access_key":
-			secret = strings.TrimSpace(v)
-		}
-	}
+	accessKeyID, secret = kv["aws_access_key_id"], kv["aws_secret_access_key"]
 	if accessKeyID == "" || secret == "" {
 		return "", "", errdefs.InvalidArgument(path + ": no access key for profile " + Profile)
 	}
@@ -138,30 +121,35 @@ func ReadCredentials(path string) (accessKeyID, secret string, err error) {
 // a config file written by WriteProfileFiles (`berth token create` finds a
 // running server through it).
 func ReadConfig(path string) (region, endpointURL string, err error) {
-	b, err := os.ReadFile(path)
+	kv, err := readSection(path, "[profile "+Profile+"]")
 	if err != nil {
 		return "", "", err
 	}
-	inProfile := false
-	for _, line := range strings.Split(string(b), "\n") {
-		line = strings.TrimSpace(line)
-		if strings.HasPrefix(line, "[") {
-			inProfile = line == "[profile "+Profile+"]"
-			continue
-		}
-		k, v, ok := strings.Cut(line, "=")
-		if !ok || !inProfile {
-			continue
-		}
-		switch strings.TrimSpace(k) {
-		case "region":
-			region = strings.TrimSpace(v)
-		case "endpoint_url":
-			endpointURL = strings.TrimSpace(v)
-		}
-	}
+	region, endpointURL = kv["region"], kv["endpoint_url"]
 	if region == "" || endpointURL == "" {
 		return "", "", errdefs.InvalidArgument(path + ": no region or endpoint_url for profile " + Profile)
 	}
 	return region, endpointURL, nil
+}
+
+// readSection returns the key = value pairs of one [section] of an AWS
+// shared file.
+func readSection(path, header string) (map[string]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	in := false
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "[") {
+			in = line == header
+			continue
+		}
+		if k, v, ok := strings.Cut(line, "="); ok && in {
+			out[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		}
+	}
+	return out, nil
 }

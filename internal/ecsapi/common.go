@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/awsapi"
+	domain "github.com/berth-dev/berth/internal/ecs"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/iam"
 	"github.com/berth-dev/berth/internal/store"
@@ -164,4 +165,42 @@ func put(key string, v any) (store.Op, error) {
 // timestamps are.
 func (h *handlers) now() time.Time {
 	return h.clock.Now().UTC().Truncate(time.Millisecond)
+}
+
+// refLimits describe the list of references an action takes: the message
+// for an empty list, and its field name and maximum length.
+type refLimits struct {
+	emptyMessage string
+	field        string
+	max          int
+}
+
+// clusterAndRefs is the prologue of the actions that name up to lim.max
+// resources of one cluster: it resolves the cluster, authorizes action on
+// the ARN each reference stands for (on "*" when there is no cluster or no
+// reference, so that a denied caller learns nothing), and checks the count.
+func (h *handlers) clusterAndRefs(ctx context.Context, action string, clusterParam *string, refs []string,
+	arnOf func(cluster, ref string) string, lim refLimits) (string, error) {
+	cluster, err := h.clusterRef(clusterParam)
+	if err != nil {
+		if aerr := h.authorize(ctx, action, anyResource); aerr != nil {
+			return "", aerr
+		}
+		return "", err
+	}
+	if len(refs) == 0 {
+		if err := h.authorize(ctx, action, anyResource); err != nil {
+			return "", err
+		}
+		return "", domain.InvalidParameter(lim.emptyMessage)
+	}
+	for _, ref := range refs {
+		if err := h.authorize(ctx, action, arnOf(cluster, ref)); err != nil {
+			return "", err
+		}
+	}
+	if len(refs) > lim.max {
+		return "", domain.InvalidParameter(fmt.Sprintf("%s can have at most %d items.", lim.field, lim.max))
+	}
+	return cluster, nil
 }

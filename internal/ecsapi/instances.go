@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"maps"
 	"slices"
 
@@ -320,26 +319,9 @@ func (h *handlers) DeregisterContainerInstance(ctx context.Context, in *ecs.Dere
 // Unknown ones are failures with reason MISSING; deregistered ones are
 // shown INACTIVE until the reaper removes them.
 func (h *handlers) DescribeContainerInstances(ctx context.Context, in *ecs.DescribeContainerInstancesInput) (*ecs.DescribeContainerInstancesOutput, error) {
-	cluster, err := h.clusterRef(in.Cluster)
+	cluster, err := h.clusterAndRefs(ctx, "DescribeContainerInstances", in.Cluster, in.ContainerInstances, h.instanceRefARN, refLimits{"Container instance cannot be empty.", "containerInstances", maxDescribeInstances})
 	if err != nil {
-		if aerr := h.authorize(ctx, "DescribeContainerInstances", anyResource); aerr != nil {
-			return nil, aerr
-		}
 		return nil, err
-	}
-	for _, ref := range in.ContainerInstances {
-		if err := h.authorize(ctx, "DescribeContainerInstances", h.instanceRefARN(cluster, ref)); err != nil {
-			return nil, err
-		}
-	}
-	if len(in.ContainerInstances) == 0 {
-		if err := h.authorize(ctx, "DescribeContainerInstances", anyResource); err != nil {
-			return nil, err
-		}
-		return nil, domain.InvalidParameter("Container instance cannot be empty.")
-	}
-	if len(in.ContainerInstances) > maxDescribeInstances {
-		return nil, domain.InvalidParameter(fmt.Sprintf("containerInstances can have at most %d items.", maxDescribeInstances))
 	}
 	view, err := domain.InstanceViewOf(in.Include)
 	if err != nil {
@@ -500,26 +482,9 @@ func cloneInstance(ci domain.ContainerInstance) domain.ContainerInstance {
 // deregistered ones with reason INACTIVE (berth's choice; ECS documents
 // none). Setting the status an instance already has changes nothing.
 func (h *handlers) UpdateContainerInstancesState(ctx context.Context, in *ecs.UpdateContainerInstancesStateInput) (*ecs.UpdateContainerInstancesStateOutput, error) {
-	cluster, err := h.clusterRef(in.Cluster)
+	cluster, err := h.clusterAndRefs(ctx, "UpdateContainerInstancesState", in.Cluster, in.ContainerInstances, h.instanceRefARN, refLimits{"Container instance cannot be empty.", "containerInstances", maxUpdateInstances})
 	if err != nil {
-		if aerr := h.authorize(ctx, "UpdateContainerInstancesState", anyResource); aerr != nil {
-			return nil, aerr
-		}
 		return nil, err
-	}
-	for _, ref := range in.ContainerInstances {
-		if err := h.authorize(ctx, "UpdateContainerInstancesState", h.instanceRefARN(cluster, ref)); err != nil {
-			return nil, err
-		}
-	}
-	if len(in.ContainerInstances) == 0 {
-		if err := h.authorize(ctx, "UpdateContainerInstancesState", anyResource); err != nil {
-			return nil, err
-		}
-		return nil, domain.InvalidParameter("Container instance cannot be empty.")
-	}
-	if len(in.ContainerInstances) > maxUpdateInstances {
-		return nil, domain.InvalidParameter(fmt.Sprintf("containerInstances can have at most %d items.", maxUpdateInstances))
 	}
 	status := string(in.Status)
 	if status != domain.InstanceStatusActive && status != domain.InstanceStatusDraining {

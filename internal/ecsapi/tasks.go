@@ -372,26 +372,9 @@ func (h *handlers) StopTask(ctx context.Context, in *ecs.StopTaskInput) (*ecs.St
 // Unknown ones are failures with reason MISSING (the tasks-running and
 // tasks-stopped waiters rely on it). include TAGS adds their tags.
 func (h *handlers) DescribeTasks(ctx context.Context, in *ecs.DescribeTasksInput) (*ecs.DescribeTasksOutput, error) {
-	cluster, err := h.clusterRef(in.Cluster)
+	cluster, err := h.clusterAndRefs(ctx, "DescribeTasks", in.Cluster, in.Tasks, h.taskRefARN, refLimits{"Tasks cannot be empty.", "taskIds", maxDescribeTasks})
 	if err != nil {
-		if aerr := h.authorize(ctx, "DescribeTasks", anyResource); aerr != nil {
-			return nil, aerr
-		}
 		return nil, err
-	}
-	for _, ref := range in.Tasks {
-		if err := h.authorize(ctx, "DescribeTasks", h.taskRefARN(cluster, ref)); err != nil {
-			return nil, err
-		}
-	}
-	if len(in.Tasks) == 0 {
-		if err := h.authorize(ctx, "DescribeTasks", anyResource); err != nil {
-			return nil, err
-		}
-		return nil, domain.InvalidParameter("Tasks cannot be empty.")
-	}
-	if len(in.Tasks) > maxDescribeTasks {
-		return nil, domain.InvalidParameter(fmt.Sprintf("taskIds can have at most %d items.", maxDescribeTasks))
 	}
 	withTags := false
 	for _, f := range in.Include {
