@@ -45,6 +45,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/berth-dev/berth/internal/testimage/probehttp"
 )
 
 func main() {
@@ -193,36 +195,14 @@ func sleep(d time.Duration) int {
 }
 
 func serve(args []string) int {
-	port := "8080"
-	for i := 0; i < len(args); i++ {
-		if args[i] == "-port" && i+1 < len(args) {
-			port = args[i+1]
-			i++
-		}
-	}
+	port := probehttp.Port(args)
 	host, _ := os.Hostname()
 	exit := make(chan int, 1)
-	mux := http.NewServeMux()
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "hello from %s\n", host)
-	})
-	mux.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) {
+	mux := probehttp.Handler(host, func() []string {
 		env := os.Environ()
 		slices.Sort(env)
-		fmt.Fprintln(w, strings.Join(env, "\n"))
-	})
-	mux.HandleFunc("/exit", func(w http.ResponseWriter, r *http.Request) {
-		code, err := strconv.Atoi(r.URL.Query().Get("code"))
-		if err != nil {
-			http.Error(w, "code must be an integer", http.StatusBadRequest)
-			return
-		}
-		fmt.Fprintf(w, "exiting with %d\n", code)
-		select {
-		case exit <- code:
-		default:
-		}
-	})
+		return env
+	}, exit)
 	// Listen before saying ready, so a client that waits for the line
 	// finds the port open.
 	l, err := net.Listen("tcp", ":"+port)

@@ -45,6 +45,7 @@
 package fakeruntime
 
 import (
+	"archive/tar"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -62,8 +63,6 @@ import (
 	"syscall"
 	"time"
 
-	"archive/tar"
-
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -73,6 +72,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/agent/runtime"
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/testimage/probehttp"
 )
 
 // Option configures a new fake machine.
@@ -905,38 +905,16 @@ func (m *machine) behave(c *container, verb string, args []string, log io.Writer
 // serve answers HTTP on the host's network as the probe's serve verb does;
 // the fake can do so only with NetNSHost (it has no network namespaces).
 func (m *machine) serve(c *container, args []string) (*http.Server, <-chan int, error) {
-	port := "8080"
-	for i := 0; i+1 < len(args); i++ {
-		if args[i] == "-port" {
-			port = args[i+1]
-		}
-	}
-	l, err := net.Listen("tcp", ":"+port)
+	l, err := net.Listen("tcp", ":"+probehttp.Port(args))
 	if err != nil {
 		return nil, nil, err
 	}
 	host, _ := os.Hostname()
 	exit := make(chan int, 1)
-	mux := http.NewServeMux()
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "hello from %s\n", host)
-	})
-	mux.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) {
+	mux := probehttp.Handler(host, func() []string {
 		_, env := m.identity(c)
-		fmt.Fprintln(w, strings.Join(env, "\n"))
-	})
-	mux.HandleFunc("/exit", func(w http.ResponseWriter, r *http.Request) {
-		code, err := strconv.Atoi(r.URL.Query().Get("code"))
-		if err != nil {
-			http.Error(w, "code must be an integer", http.StatusBadRequest)
-			return
-		}
-		fmt.Fprintf(w, "exiting with %d\n", code)
-		select {
-		case exit <- code:
-		default:
-		}
-	})
+		return env
+	}, exit)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(l) }()
 	return srv, exit, nil
