@@ -57,6 +57,7 @@ const (
 	TypeSync      Type = "Sync"      // server → agent
 	TypeAck       Type = "Ack"       // agent → server
 	TypeHeartbeat Type = "Heartbeat" // both ways
+	TypeHealth    Type = "Health"    // agent → server
 )
 
 // Message is one frame on the channel. Exactly the field that Type names is
@@ -67,6 +68,7 @@ type Message struct {
 	Sync      *Sync      `json:"sync,omitempty"`
 	Ack       *Ack       `json:"ack,omitempty"`
 	Heartbeat *Heartbeat `json:"heartbeat,omitempty"`
+	Health    *Health    `json:"health,omitempty"`
 }
 
 // Sync carries desired state.
@@ -105,6 +107,16 @@ type Heartbeat struct {
 	SentAt time.Time `json:"sentAt"`
 }
 
+// Health carries the health-check results of a task's containers: the
+// SubmitXxxStateChange shapes have no field for them. Containers maps a
+// container name to HEALTHY, UNHEALTHY or UNKNOWN. It is not acknowledged:
+// the agent sends the current health again on every change and after every
+// reconnect.
+type Health struct {
+	TaskARN    string            `json:"taskArn"`
+	Containers map[string]string `json:"containers"`
+}
+
 // ErrMalformed marks a frame that is not a valid message.
 var ErrMalformed = fmt.Errorf("agentproto: malformed message: %w", errdefs.ErrInvalidArgument)
 
@@ -133,12 +145,12 @@ func Encode(m Message) ([]byte, error) {
 
 func (m Message) validate() error {
 	set := 0
-	for _, present := range []bool{m.Sync != nil, m.Ack != nil, m.Heartbeat != nil} {
+	for _, present := range []bool{m.Sync != nil, m.Ack != nil, m.Heartbeat != nil, m.Health != nil} {
 		if present {
 			set++
 		}
 	}
-	want := map[Type]bool{TypeSync: m.Sync != nil, TypeAck: m.Ack != nil, TypeHeartbeat: m.Heartbeat != nil}
+	want := map[Type]bool{TypeSync: m.Sync != nil, TypeAck: m.Ack != nil, TypeHeartbeat: m.Heartbeat != nil, TypeHealth: m.Health != nil}
 	ok, known := want[m.Type]
 	switch {
 	case !known:
@@ -147,6 +159,16 @@ func (m Message) validate() error {
 		return fmt.Errorf("%w: a %s message must carry exactly its own body", ErrMalformed, m.Type)
 	case (m.Type == TypeSync || m.Type == TypeAck) && m.ID == "":
 		return fmt.Errorf("%w: a %s message needs an id", ErrMalformed, m.Type)
+	}
+	if h := m.Health; h != nil {
+		if h.TaskARN == "" {
+			return fmt.Errorf("%w: a Health message needs a task ARN", ErrMalformed)
+		}
+		for name, st := range h.Containers {
+			if name == "" || st != "HEALTHY" && st != "UNHEALTHY" && st != "UNKNOWN" {
+				return fmt.Errorf("%w: task %s: container %q health %q", ErrMalformed, h.TaskARN, name, st)
+			}
+		}
 	}
 	if m.Sync != nil {
 		for i, t := range m.Sync.Tasks {

@@ -23,6 +23,7 @@ func TestRoundTrip(t *testing.T) {
 		}}}},
 		{Type: TypeAck, ID: "s1", Ack: &Ack{}},
 		{Type: TypeHeartbeat, Heartbeat: &Heartbeat{SentAt: time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)}},
+		{Type: TypeHealth, Health: &Health{TaskARN: "arn:aws:ecs:us-east-1:123456789012:task/default/abc", Containers: map[string]string{"app": "HEALTHY"}}},
 	}
 	for _, m := range msgs {
 		b, err := Encode(m)
@@ -44,6 +45,8 @@ func TestDecodeRejectsMalformed(t *testing.T) {
 		"not json":          `{`,
 		"unknown type":      `{"type":"Bogus"}`,
 		"no body":           `{"type":"Heartbeat"}`,
+		"health no arn":     `{"type":"Health","health":{"containers":{}}}`,
+		"health bad status": `{"type":"Health","health":{"taskArn":"t","containers":{"app":"SICK"}}}`,
 		"two bodies":        `{"type":"Ack","id":"1","ack":{},"heartbeat":{}}`,
 		"wrong body":        `{"type":"Ack","id":"1","heartbeat":{}}`,
 		"sync without id":   `{"type":"Sync","sync":{"tasks":[]}}`,

@@ -228,6 +228,12 @@ func Load(path string, environ []string) (Config, error) {
 	return loadFrom(path, environ, DefaultPath)
 }
 
+// FromEnv is Load without a file: the defaults overlaid by environ's ECS_*
+// variables. `berth up` configures its local agent this way.
+func FromEnv(environ []string) (Config, error) {
+	return build(nil, "the environment", environ)
+}
+
 func loadFrom(path string, environ []string, defaultPath string) (Config, error) {
 	if path == "" {
 		path = defaultPath

@@ -73,6 +73,11 @@ type Runtime interface {
 	Exec(ctx context.Context, id string, argv []string, timeout time.Duration) (exitCode int, err error)
 	// Inspect returns the container's current status.
 	Inspect(ctx context.Context, id string) (ContainerStatus, error)
+	// Stats samples the resource usage of a running container (the
+	// task metadata endpoint's /stats and telemetry build Docker's stats
+	// shape from it). A container that is not running is
+	// ErrFailedPrecondition.
+	Stats(ctx context.Context, id string) (Stats, error)
 	// List returns the containers carrying all of the given labels (all
 	// containers for none), sorted by ID.
 	List(ctx context.Context, labels map[string]string) ([]ContainerStatus, error)
@@ -196,6 +201,61 @@ type ContainerStatus struct {
 	ExitedAt    time.Time // when stopped
 	OOMKilled   bool      // when stopped
 	LogPath     string
+}
+
+// Stats is one sample of a container's resource usage, in the units of
+// Docker's stats API (nanoseconds, bytes), whatever the cgroup version.
+type Stats struct {
+	Read   time.Time // when the sample was taken
+	CPU    CPUStats
+	Memory MemoryStats
+	Pids   PidsStats
+	// Networks are the counters of the container's network namespace by
+	// interface name, loopback left out (as Docker reports them). Nil with
+	// NetNSHost, whose counters are the host's.
+	Networks map[string]NetworkStats
+}
+
+// CPUStats is cumulative CPU time since the container started.
+type CPUStats struct {
+	TotalNs  uint64
+	UserNs   uint64
+	KernelNs uint64
+	PerCPUNs []uint64 // by CPU; cgroup v1 only, nil on v2
+	// SystemNs is the host's total CPU time (all CPUs, /proc/stat) at the
+	// same moment, the denominator of Docker's CPU percentage.
+	SystemNs   uint64
+	OnlineCPUs uint32
+	// Throttling by the CFS quota.
+	Periods          uint64
+	ThrottledPeriods uint64
+	ThrottledTimeNs  uint64
+}
+
+// MemoryStats is the container's memory cgroup.
+type MemoryStats struct {
+	Usage    uint64
+	MaxUsage uint64 // peak; 0 where the cgroup does not report it
+	// Limit is the hard limit, or the host's memory when unlimited (as
+	// Docker reports it).
+	Limit   uint64
+	Failcnt uint64 // times the limit was hit; cgroup v1 only
+	// Stats is memory.stat by Docker's key names: cgroup v1 "cache",
+	// "rss", "total_inactive_file", …; v2 "anon", "file",
+	// "inactive_file", ….
+	Stats map[string]uint64
+}
+
+// PidsStats is the container's pids cgroup.
+type PidsStats struct {
+	Current uint64
+	Limit   uint64 // 0 = unlimited
+}
+
+// NetworkStats are one interface's cumulative counters.
+type NetworkStats struct {
+	RxBytes, RxPackets, RxErrors, RxDropped uint64
+	TxBytes, TxPackets, TxErrors, TxDropped uint64
 }
 
 // Mount is a bind mount of a host path into the container.

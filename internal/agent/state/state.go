@@ -56,6 +56,7 @@ var (
 
 	keySchema   = []byte("schema")
 	keyInstance = []byte("instance")
+	keyIdentity = []byte("identity")
 )
 
 // DB is the agent's state database. It is safe for concurrent use.
@@ -214,6 +215,43 @@ func (d *DB) SetInstance(inst Instance) error {
 
 // ClearInstance forgets the registration (after deregistration).
 func (d *DB) ClearInstance() error { return d.del(bucketInstance, keyInstance) }
+
+// Identity is what the agent got for its join token: its own credentials
+// and where to use them. The database file is private to root (0600).
+type Identity struct {
+	AccessKeyID     string `json:"accessKeyId"`
+	SecretAccessKey string `json:"secretAccessKey"`
+	AccountID       string `json:"accountId,omitempty"`
+	Region          string `json:"region"`
+	Cluster         string `json:"cluster,omitempty"`
+	Endpoint        string `json:"endpoint"`
+	UserARN         string `json:"userArn,omitempty"`
+	CAPin           string `json:"caPin,omitempty"`
+}
+
+// Identity returns the stored identity; ok is false when there is none.
+func (d *DB) Identity() (id Identity, ok bool, err error) {
+	err = d.bolt.View(func(tx *bolt.Tx) error {
+		raw := tx.Bucket(bucketInstance).Get(keyIdentity)
+		if raw == nil {
+			return nil
+		}
+		if err := decode(raw, &id); err != nil {
+			return d.corrupt("the identity record", err)
+		}
+		ok = true
+		return nil
+	})
+	return id, ok, err
+}
+
+// SetIdentity stores the identity.
+func (d *DB) SetIdentity(id Identity) error {
+	if id.AccessKeyID == "" || id.SecretAccessKey == "" || id.Endpoint == "" {
+		return errdefs.InvalidArgument("agent state: an identity needs an access key, its secret and an endpoint")
+	}
+	return d.put(bucketInstance, keyIdentity, id)
+}
 
 // Task is what the agent keeps about one task. Runner-specific detail that
 // state need not understand goes in Extra.

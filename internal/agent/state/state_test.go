@@ -459,3 +459,28 @@ func normalizeExtra(t Task) Task {
 	}
 	return t
 }
+
+func TestIdentityRoundTrip(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, ok, err := db.Identity(); ok || err != nil {
+		t.Fatalf("empty db: ok=%v err=%v", ok, err)
+	}
+	if err := db.SetIdentity(Identity{AccessKeyID: "AKIA"}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("incomplete identity accepted: %v", err)
+	}
+	want := Identity{AccessKeyID: "AKIA1", SecretAccessKey: "s", Region: "us-east-1", Endpoint: "http://127.0.0.1:7400", Cluster: "default"}
+	if err := db.SetIdentity(want); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := db.Identity()
+	if err != nil || !ok || got != want {
+		t.Fatalf("got %+v ok=%v err=%v", got, ok, err)
+	}
+	if _, ok, _ := db.Instance(); ok {
+		t.Fatal("the identity must not read as an instance record")
+	}
+}

@@ -2,7 +2,9 @@
 // its arguments say, so one image serves every runtime and agent test:
 //
 //	serve [-port N]        HTTP: / answers "hello from <hostname>", /env lists
-//	                       the environment, /exit?code=N exits with N; exits 0
+//	                       the environment, /fetch?env=VAR&path=P relays a GET
+//	                       of $VAR+P (e.g. the task metadata endpoint),
+//	                       /exit?code=N exits with N; exits 0
 //	                       on SIGTERM
 //	exit N [DELAY]         exit with code N, after DELAY (a Go duration)
 //	sleep [DURATION]       sleep (forever by default); exits 0 on SIGTERM

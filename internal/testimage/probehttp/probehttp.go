@@ -5,9 +5,11 @@ package probehttp
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // DefaultPort is where serve listens without -port.
@@ -24,8 +26,10 @@ func Port(args []string) string {
 }
 
 // Handler answers / with "hello from <host>", /env with env() one entry a
-// line, and /exit?code=N by sending N on exit (dropped when one is already
-// pending).
+// line, /fetch?env=VAR&path=P by fetching the URL in variable VAR with P
+// appended (from where the probe runs: inside the container, e.g. the task
+// metadata endpoint) and relaying its status and body, and /exit?code=N by
+// sending N on exit (dropped when one is already pending).
 func Handler(host string, env func() []string, exit chan<- int) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -33,6 +37,28 @@ func Handler(host string, env func() []string, exit chan<- int) http.Handler {
 	})
 	mux.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, strings.Join(env(), "\n"))
+	})
+	mux.HandleFunc("/fetch", func(w http.ResponseWriter, r *http.Request) {
+		name := r.URL.Query().Get("env")
+		base := ""
+		for _, e := range env() {
+			if k, v, ok := strings.Cut(e, "="); ok && k == name {
+				base = v
+			}
+		}
+		if base == "" {
+			http.Error(w, "variable "+name+" is not set", http.StatusNotFound)
+			return
+		}
+		c := http.Client{Timeout: 10 * time.Second}
+		resp, err := c.Get(base + r.URL.Query().Get("path"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		w.WriteHeader(resp.StatusCode)
+		_, _ = io.Copy(w, io.LimitReader(resp.Body, 1<<20))
 	})
 	mux.HandleFunc("/exit", func(w http.ResponseWriter, r *http.Request) {
 		code, err := strconv.Atoi(r.URL.Query().Get("code"))

@@ -23,6 +23,9 @@ func TestHandlerAndPort(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
+	if code, _ := get("/fetch?env=NOPE"); code != http.StatusNotFound {
+		t.Errorf("/fetch of an unset variable: %d", code)
+	}
 	if _, body := get("/"); body != "hello from h1\n" {
 		t.Errorf("/: %q", body)
 	}
@@ -34,5 +37,24 @@ func TestHandlerAndPort(t *testing.T) {
 	}
 	if _, body := get("/exit?code=3"); body != "exiting with 3\n" || <-exit != 3 {
 		t.Errorf("/exit?code=3: %q", body)
+	}
+}
+
+func TestFetchRelaysTheTarget(t *testing.T) {
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusTeapot)
+		io.WriteString(w, "path="+r.URL.Path)
+	}))
+	defer target.Close()
+	srv := httptest.NewServer(Handler("h", func() []string { return []string{"META=" + target.URL + "/v4/abc"} }, nil))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/fetch?env=META&path=/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusTeapot || string(b) != "path=/v4/abc/task" {
+		t.Fatalf("%d %q", resp.StatusCode, b)
 	}
 }

@@ -234,6 +234,7 @@ type container struct {
 	signals chan syscall.Signal // to the running process
 	done    chan struct{}       // closed at exit
 	removed chan struct{}       // closed by Remove
+	samples uint64              // Stats calls while running
 }
 
 func (r *Runtime) check(ctx context.Context) error {
@@ -737,6 +738,70 @@ func (c *container) status() runtime.ContainerStatus {
 		s.ExitCode, s.ExitedAt, s.OOMKilled = c.exit.Code, c.exit.ExitedAt, c.exit.OOMKilled
 	}
 	return s
+}
+
+// Fake machine figures for Stats.
+const (
+	FakeHostMemory = 4 << 30 // bytes; the memory limit of an unlimited container
+	FakeOnlineCPUs = 2
+	fakeBaseMemory = 2 << 20 // bytes a container uses before it allocates
+)
+
+// Stats implements runtime.Runtime with deterministic figures: the n-th
+// sample of a container reports n×10ms of CPU (a quarter user, the rest
+// kernel) against n×1s of host CPU per online CPU, 2 MiB of memory plus
+// what an "alloc" verb allocated, one process, and, in a network
+// namespace of its own from the agent (NetNSPath set), an "eth0" whose
+// counters grow by 1000 bytes / 10 packets per sample.
+func (r *Runtime) Stats(ctx context.Context, id string) (runtime.Stats, error) {
+	if err := r.check(ctx); err != nil {
+		return runtime.Stats{}, err
+	}
+	r.m.mu.Lock()
+	defer r.m.mu.Unlock()
+	c, err := r.get(id)
+	if err != nil {
+		return runtime.Stats{}, err
+	}
+	if c.state != runtime.StateRunning {
+		return runtime.Stats{}, errdefs.New(errdefs.ErrFailedPrecondition, fmt.Sprintf("container %q is %s, not running", id, c.state))
+	}
+	c.samples++
+	n := c.samples
+	usage := uint64(fakeBaseMemory)
+	if verb, args, _ := verbOf(c.argv, c.img); verb == "alloc" && len(args) == 1 {
+		if mib, err := strconv.ParseUint(args[0], 10, 32); err == nil {
+			usage += mib << 20
+		}
+	}
+	limit := uint64(FakeHostMemory)
+	if c.spec.MemoryLimitMiB > 0 {
+		limit = uint64(c.spec.MemoryLimitMiB) << 20
+	}
+	total := n * uint64(10*time.Millisecond)
+	s := runtime.Stats{
+		Read: time.Now().UTC(),
+		CPU: runtime.CPUStats{
+			TotalNs: total, UserNs: total / 4, KernelNs: total - total/4,
+			PerCPUNs: []uint64{total / 2, total - total/2},
+			SystemNs: n * uint64(time.Second) * FakeOnlineCPUs, OnlineCPUs: FakeOnlineCPUs,
+		},
+		Memory: runtime.MemoryStats{
+			Usage: usage, MaxUsage: usage, Limit: limit,
+			Stats: map[string]uint64{"cache": 0, "rss": usage, "inactive_file": 0, "total_inactive_file": 0},
+		},
+		Pids: runtime.PidsStats{Current: 1, Limit: uint64(c.spec.PidsLimit)},
+	}
+	switch c.spec.NetNSPath {
+	case runtime.NetNSHost:
+	case "":
+		s.Networks = map[string]runtime.NetworkStats{} // loopback only
+	default:
+		s.Networks = map[string]runtime.NetworkStats{"eth0": {
+			RxBytes: n * 1000, RxPackets: n * 10, TxBytes: n * 500, TxPackets: n * 5,
+		}}
+	}
+	return s, nil
 }
 
 // List implements runtime.Runtime.

@@ -89,6 +89,7 @@ func Run(t *testing.T, newRuntime func(t *testing.T) runtime.Runtime, opts Optio
 		{"StopNotRunning", s.testStopNotRunning},
 		{"OOM", s.testOOM},
 		{"Exec", s.testExec},
+		{"Stats", s.testStats},
 		{"ProcessDefaults", s.testProcessDefaults},
 		{"ProcessConfig", s.testProcessConfig},
 		{"Capabilities", s.testCapabilities},
@@ -532,6 +533,8 @@ func (s *suite) testUnknownContainer(t *testing.T, h *harness) {
 	wantKind(t, "Wait", err, errdefs.ErrNotFound)
 	_, err = h.rt.Exec(h.ctx, id, []string{"/probe", "exit", "0"}, time.Second)
 	wantKind(t, "Exec", err, errdefs.ErrNotFound)
+	_, err = h.rt.Stats(h.ctx, id)
+	wantKind(t, "Stats", err, errdefs.ErrNotFound)
 	wantKind(t, "Remove", h.rt.Remove(h.ctx, id), errdefs.ErrNotFound)
 }
 
@@ -711,6 +714,74 @@ func (s *suite) testExec(t *testing.T, h *harness) {
 	h.runToExit(stopped)
 	_, err = h.rt.Exec(h.ctx, stopped.ID, []string{"/probe", "exit", "0"}, time.Second)
 	wantKind(t, "Exec in a stopped container", err, errdefs.ErrFailedPrecondition)
+}
+
+func (s *suite) testStats(t *testing.T, h *harness) {
+	const mib = 1 << 20
+	limited := h.spec("alloc", "8")
+	limited.MemoryLimitMiB = 64
+	limited.PidsLimit = 50
+	unlimited := h.spec("sleep")
+	unlimited.NetNSPath = runtime.NetNSHost
+	h.start(limited)
+	h.start(unlimited)
+	h.waitLog(limited.LogPath, "allocated 8 MiB")
+	h.waitLog(unlimited.LogPath, "ready")
+
+	sample := func(id string) runtime.Stats {
+		t.Helper()
+		st, err := h.rt.Stats(h.ctx, id)
+		if err != nil {
+			t.Fatalf("Stats(%s): %v", id, err)
+		}
+		return st
+	}
+	first := sample(limited.ID)
+	t.Logf("first sample: %+v", first)
+	if first.Read.IsZero() || time.Since(first.Read) > time.Minute || time.Until(first.Read) > time.Minute {
+		t.Errorf("Read = %v, want about now", first.Read)
+	}
+	if got, want := first.Memory.Limit, uint64(limited.MemoryLimitMiB)*mib; got != want {
+		t.Errorf("memory limit = %d, want the spec's %d", got, want)
+	}
+	if first.Memory.Usage < 8*mib || first.Memory.Usage > first.Memory.Limit {
+		t.Errorf("memory usage = %d after allocating 8 MiB under a %d limit", first.Memory.Usage, first.Memory.Limit)
+	}
+	if first.Pids.Current < 1 || first.Pids.Limit != uint64(limited.PidsLimit) {
+		t.Errorf("pids = %+v, want current ≥ 1, limit %d", first.Pids, limited.PidsLimit)
+	}
+	if first.CPU.OnlineCPUs < 1 || first.CPU.SystemNs == 0 {
+		t.Errorf("host CPU = %d online, %d ns, want both > 0", first.CPU.OnlineCPUs, first.CPU.SystemNs)
+	}
+	if first.CPU.UserNs+first.CPU.KernelNs > first.CPU.TotalNs+uint64(time.Second) {
+		t.Errorf("CPU user %d + kernel %d ns far exceed the total %d", first.CPU.UserNs, first.CPU.KernelNs, first.CPU.TotalNs)
+	}
+	// A container in a namespace of its own with no network ("none")
+	// reports no interface: loopback is left out.
+	if first.Networks == nil || len(first.Networks) != 0 {
+		t.Errorf("networks of a container with loopback only = %v, want empty", first.Networks)
+	}
+	second := sample(limited.ID)
+	if second.CPU.TotalNs < first.CPU.TotalNs || second.CPU.SystemNs < first.CPU.SystemNs || second.Read.Before(first.Read) {
+		t.Errorf("counters went backwards: %+v then %+v", first.CPU, second.CPU)
+	}
+
+	host := sample(unlimited.ID)
+	if host.Memory.Limit == 0 || host.Memory.Limit == ^uint64(0) || host.Memory.Limit < 64*mib {
+		t.Errorf("memory limit without a limit = %d, want the host's memory", host.Memory.Limit)
+	}
+	if host.Networks != nil {
+		t.Errorf("networks with the host network = %v, want nil (they are the host's)", host.Networks)
+	}
+
+	created := h.create(h.spec("sleep"))
+	_, err := h.rt.Stats(h.ctx, created)
+	wantKind(t, "Stats of a created container", err, errdefs.ErrFailedPrecondition)
+	if err := h.rt.Stop(h.ctx, limited.ID, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	_, err = h.rt.Stats(h.ctx, limited.ID)
+	wantKind(t, "Stats of a stopped container", err, errdefs.ErrFailedPrecondition)
 }
 
 func (s *suite) testProcessDefaults(t *testing.T, h *harness) {
