@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"reflect"
 	"strconv"
@@ -142,14 +143,33 @@ func (h *handlers) report(ctx context.Context, action string, clusterRef *string
 	if !ok {
 		return taskNotFound()
 	}
+	return h.applyReport(ctx, cluster, id, func(*domain.TaskRecord) (domain.TaskReport, error) { return r, nil }, taskNotFound())
+}
+
+// errSkipReport, returned by an applyReport build function, leaves the
+// task as it is without an error.
+var errSkipReport = errors.New("report skipped")
+
+// applyReport applies the report that build makes of the task's current
+// record (so that a caller can check the record first: the agent channel
+// accepts health only for its own instance's tasks). A missing task is
+// the error missing (nil: ignored). Authorization is the caller's.
+func (h *handlers) applyReport(ctx context.Context, cluster, id string, build func(*domain.TaskRecord) (domain.TaskReport, error), missing error) error {
 	key := domain.TaskKey(cluster, id)
-	return h.commit(ctx, func() ([]store.Cond, []store.Op, error) {
+	err := h.commit(ctx, func() ([]store.Cond, []store.Op, error) {
 		t, rev, found, err := get[domain.TaskRecord](ctx, h.store, key)
 		if err != nil {
 			return nil, nil, err
 		}
 		if !found {
-			return nil, nil, taskNotFound()
+			if missing == nil {
+				return nil, nil, nil
+			}
+			return nil, nil, missing
+		}
+		r, err := build(&t)
+		if err != nil {
+			return nil, nil, err
 		}
 		now := h.now()
 		from := t.Phase()
@@ -191,4 +211,8 @@ func (h *handlers) report(ctx context.Context, action string, clusterRef *string
 		}
 		return append(conds, store.Cond{Key: key, ModRevision: rev}), append(ops, op), nil
 	})
+	if errors.Is(err, errSkipReport) {
+		return nil
+	}
+	return err
 }

@@ -15,9 +15,12 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/berth-dev/berth/internal/account"
+	"github.com/berth-dev/berth/internal/acs"
+	"github.com/berth-dev/berth/internal/agentproto"
 	"github.com/berth-dev/berth/internal/awsapi"
 	"github.com/berth-dev/berth/internal/awsapi/awsjson"
 	"github.com/berth-dev/berth/internal/awsapi/sigv4"
@@ -42,6 +45,7 @@ type Server struct {
 	reaper   *taskreaper.Reaper
 	backend  *backend
 	cache    *watchcache.Cache
+	channel  *acs.Server // the agent channel; owns its connections
 }
 
 // Start opens the store, bootstraps the account and starts listening. The
@@ -119,6 +123,22 @@ func Start(ctx context.Context, cfg config.Server, log *slog.Logger) (*Server, e
 		endpoint: s.endpoint, limiter: newFailureLimiter(clk, joinFailureBurst, joinFailureEvery, joinFailureAddresses),
 		log: log,
 	}).register(mux)
+	if s.channel, err = acs.New(acs.Config{
+		Store:      st,
+		Instances:  ecsapi.Instances{Store: st, Clock: clk, Region: s.account.Region, AccountID: s.account.ID},
+		Verifier:   verifier,
+		Authorizer: authz,
+		Clock:      clk,
+		Logger:     log,
+	}); err != nil {
+		return nil, err
+	}
+	channel := s.channel
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "berth", Subsystem: "agent_channel", Name: "connected",
+		Help: "Container instances whose agent has the channel open on this server.",
+	}, func() float64 { return float64(channel.Connected()) }))
+	mux.Handle(agentproto.ChannelPath, s.channel)
 	mux.Handle("/", router)
 	s.http = &http.Server{
 		Handler:           mux,
@@ -139,7 +159,8 @@ func (s *Server) Account() account.Account { return s.account }
 func (s *Server) Files() account.Files { return s.files }
 
 // Run serves until ctx ends, then shuts down gracefully: in-flight requests
-// finish (up to 15 s), then the cache, the store and embedded etcd close.
+// finish (up to 15 s), agent channels close, then the cache, the store and
+// embedded etcd close.
 // Every acknowledged write is already durable in etcd's WAL.
 func (s *Server) Run(ctx context.Context) error {
 	serveErr := make(chan error, 1)
@@ -185,6 +206,13 @@ func (s *Server) Run(ctx context.Context) error {
 // Close releases everything Start opened. Safe to call more than once.
 func (s *Server) Close() error {
 	var errs []error
+	// Channels close first: their last act is to mark their instances
+	// disconnected, which needs the store. http.Server.Shutdown does not
+	// wait for them (they are hijacked connections).
+	if s.channel != nil {
+		s.channel.Close()
+		s.channel = nil
+	}
 	if s.listener != nil && s.http == nil {
 		errs = append(errs, s.listener.Close())
 	}
