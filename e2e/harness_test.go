@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -59,6 +61,7 @@ const awsCLI = "/usr/bin/aws" // Debian's awscli package: the real AWS CLI v2
 // instance is one running `berth up`.
 type instance struct {
 	t        *testing.T
+	env      []string // extra environment of the berth process
 	dataDir  string
 	cmd      *exec.Cmd
 	endpoint string
@@ -84,21 +87,30 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-var upLine = regexp.MustCompile(`berth is up: account (\d{12}), region ([a-z0-9-]+), API (http://\S+)`)
+var upLine = regexp.MustCompile(`berth is up: account (\d{12}), region ([a-z0-9-]+), API (https?://\S+)`)
 
-// startBerth runs `berth up` on a free loopback port in dataDir and waits
-// until /healthz answers.
+// startBerth runs `berth up` without its local agent on a free loopback
+// port in dataDir and waits until /healthz answers. Tests of the agent use
+// startBerthWithAgent.
 func startBerth(t *testing.T, dataDir string, args ...string) *instance {
 	t.Helper()
-	return startCommand(t, "up", dataDir, args...)
+	return startCommand(t, "up", dataDir, append([]string{"--agent=false"}, args...)...)
 }
 
 // startCommand runs `berth <sub>` (up or server) like startBerth.
 func startCommand(t *testing.T, sub, dataDir string, args ...string) *instance {
 	t.Helper()
-	in := &instance{t: t, dataDir: dataDir, output: &syncBuffer{}, done: make(chan error, 1)}
+	return startCommandEnv(t, sub, dataDir, nil, args...)
+}
+
+// startCommandEnv is startCommand with extra environment variables for the
+// berth process (ECS_* settings of the local agent).
+func startCommandEnv(t *testing.T, sub, dataDir string, env []string, args ...string) *instance {
+	t.Helper()
+	in := &instance{t: t, dataDir: dataDir, env: env, output: &syncBuffer{}, done: make(chan error, 1)}
 	all := append([]string{sub, "--data-dir", dataDir, "--listen", "127.0.0.1:0", "--log-level", "warn"}, args...)
 	in.cmd = exec.Command(binary, all...)
+	in.cmd.Env = append(os.Environ(), in.env...)
 	in.cmd.Stderr = in.output
 	stdout, err := in.cmd.StdoutPipe()
 	if err != nil {
@@ -130,8 +142,19 @@ func startCommand(t *testing.T, sub, dataDir string, args ...string) *instance {
 	case <-time.After(60 * time.Second):
 		t.Fatalf("berth up not ready after 60s\n%s", in.output.String())
 	}
+	client := http.DefaultClient
+	if strings.HasPrefix(in.endpoint, "https://") {
+		// Off loopback berth serves TLS from its own CA (DATA/tls/ca.pem).
+		pem, err := os.ReadFile(filepath.Join(dataDir, "tls", "ca.pem"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(pem)
+		client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	}
 	waitFor(t, 30*time.Second, "healthz", func() bool {
-		resp, err := http.Get(in.endpoint + "/healthz")
+		resp, err := client.Get(in.endpoint + "/healthz")
 		if err != nil {
 			return false
 		}

@@ -136,7 +136,8 @@ func TestSDKAuthentication(t *testing.T) {
 	good := b.adminCreds()
 
 	bad := good
-	bad.SecretAccessKey = "x" + good.SecretAccessKey[1:]
+	// Change the first character (to one it is not: a secret may start with x).
+	bad.SecretAccessKey = map[bool]string{true: "y", false: "x"}[good.SecretAccessKey[0] == 'x'] + good.SecretAccessKey[1:]
 	_, err := b.ecsClient(bad).ListClusters(ctx, &ecs.ListClustersInput{})
 	if code := apiCode(err); code != "InvalidSignatureException" {
 		t.Errorf("wrong secret: %v", err)

@@ -46,7 +46,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newServerCmd(false), newServerCmd(true), newAgentCmd(), newTokenCmd(), newVersionCmd())
+	root.AddCommand(newServerCmd(false), newServerCmd(true), newAgentCmd(), newTokenCmd(), newLogsCmd(), newVersionCmd())
 	return root
 }
 
@@ -60,9 +60,19 @@ func newServerCmd(up bool) *cobra.Command {
 			return runServer(cmd, cfg)
 		},
 	}
+	var agent agentFlags
+	withAgent := true
 	if up {
 		cmd.Use = "up"
-		cmd.Short = "Run everything on this machine: control plane and (soon) a local agent"
+		cmd.Short = "Run everything on this machine: the control plane and a local agent in cluster default"
+		cmd.Flags().BoolVar(&withAgent, "agent", true, "run a local agent (needs root, containerd and the CNI plugins); its ECS_* settings come from the environment")
+		agent.register(cmd, false)
+		cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+			if !withAgent {
+				return runServer(cmd, cfg)
+			}
+			return runUp(cmd, cfg, agent)
+		}
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for state, credentials and config")
@@ -88,9 +98,19 @@ func runServer(cmd *cobra.Command, cfg config.Server) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "berth is up: account %s, region %s, API %s\n\nPaste these lines into your shell:\n\n%s\n",
-		srv.Account().ID, srv.Account().Region, srv.Endpoint(), account.PasteLines(srv.Files(), srv.Endpoint()))
+	fmt.Fprintf(cmd.OutOrStdout(), "berth is up: account %s, region %s, API %s\n%s\nPaste these lines into your shell:\n\n%s\n",
+		srv.Account().ID, srv.Account().Region, srv.Endpoint(), tlsNote(srv), account.PasteLines(srv.Files(), srv.Endpoint()))
 	return srv.Run(ctx)
+}
+
+// tlsNote says where the CA of a TLS listener is, or nothing for plain
+// HTTP on loopback.
+func tlsNote(srv *server.Server) string {
+	if srv.CAPin() == "" {
+		return ""
+	}
+	return fmt.Sprintf("TLS: certificates from berth's own CA %s (pin %s); the config file names it as ca_bundle,\nand join tokens (`berth token create`) carry its pin.\n",
+		srv.Files().CABundle, srv.CAPin())
 }
 
 // sudoUser is the user who ran `sudo berth …`, who gets the shared AWS
@@ -105,18 +125,6 @@ func sudoUser() *config.FileOwner {
 		return nil
 	}
 	return &config.FileOwner{UID: uid, GID: gid}
-}
-
-func newAgentCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:                "agent",
-		Short:              "Run the node agent (not yet available)",
-		DisableFlagParsing: true,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintln(cmd.ErrOrStderr(), "berth agent: not yet available in this version; the node agent arrives with the agent issue. Use `berth server` or `berth up` for the control plane.")
-			return exitCode(2)
-		},
-	}
 }
 
 func newVersionCmd() *cobra.Command {

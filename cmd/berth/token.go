@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -11,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -70,9 +73,14 @@ func runTokenCreate(cmd *cobra.Command, fl tokenCreateFlags) error {
 	if err != nil {
 		return dataFileError("admin credentials", files.Credentials, fl.dataDir, err)
 	}
-	region, endpoint, err := account.ReadConfig(files.Config)
+	prof, err := account.ReadProfileConfig(files.Config)
 	if err != nil {
 		return dataFileError("server endpoint", files.Config, fl.dataDir, err)
+	}
+	region, endpoint := prof.Region, prof.EndpointURL
+	client, err := profileHTTPClient(prof.CABundle)
+	if err != nil {
+		return err
 	}
 	if fl.endpoint != "" {
 		endpoint = fl.endpoint
@@ -97,7 +105,7 @@ func runTokenCreate(cmd *cobra.Command, fl tokenCreateFlags) error {
 	if err := v4.NewSigner().SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), jointoken.SigningName, region, time.Now()); err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("cannot reach the berth server at %s (is `berth server` or `berth up` running with --data-dir %s?): %w", endpoint, fl.dataDir, err)
 	}
@@ -121,6 +129,28 @@ func runTokenCreate(cmd *cobra.Command, fl tokenCreateFlags) error {
 	fmt.Fprintf(cmd.ErrOrStderr(), "Join token %s for cluster %s, valid until %s. It joins any number of agents until then:\n  berth agent --token <the token above>\n",
 		out.TokenID, out.Cluster, out.ExpiresAt.Local().Format(time.RFC1123))
 	return nil
+}
+
+// profileHTTPClient trusts what DATA/config says, as the AWS CLI does: only
+// the ca_bundle's certificates when it names one (a server serving TLS with
+// its own CA), the system's roots otherwise.
+func profileHTTPClient(caBundle string) (*http.Client, error) {
+	if caBundle == "" {
+		return http.DefaultClient, nil
+	}
+	pemBytes, err := os.ReadFile(caBundle)
+	if err != nil {
+		return nil, dataFileError("server's CA certificate (ca_bundle)", caBundle, filepath.Dir(filepath.Dir(caBundle)), err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		return nil, fmt.Errorf("the ca_bundle %s holds no PEM certificate", caBundle)
+	}
+	return &http.Client{Transport: &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		TLSClientConfig:     &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout: 10 * time.Second,
+	}}, nil
 }
 
 // dataFileError explains a missing or unreadable file of the data directory.

@@ -16,9 +16,14 @@ const Profile = "berth"
 type Files struct {
 	Credentials string
 	Config      string
+	// CABundle, when set, is the CA certificate a TLS-serving server's
+	// certificate chains to (DATA/tls/ca.pem); the config file names it as
+	// ca_bundle, which the AWS CLI and SDKs honour. Empty for plain HTTP.
+	CABundle string
 }
 
-// FilesIn returns the shared-file paths inside dataDir.
+// FilesIn returns the shared-file paths inside dataDir (CABundle unset:
+// the server sets it when it serves TLS).
 func FilesIn(dataDir string) Files {
 	return Files{Credentials: filepath.Join(dataDir, "credentials"), Config: filepath.Join(dataDir, "config")}
 }
@@ -48,6 +53,9 @@ region = %s
 output = json
 endpoint_url = %s
 `, Profile, acct.Region, endpointURL)
+	if f.CABundle != "" {
+		conf += fmt.Sprintf("ca_bundle = %s\n", f.CABundle)
+	}
 	for path, content := range map[string]string{f.Credentials: creds, f.Config: conf} {
 		if err := writeFileAtomic(path, content); err != nil {
 			return err
@@ -118,18 +126,33 @@ func ReadCredentials(path string) (accessKeyID, secret string, err error) {
 }
 
 // ReadConfig reads the region and endpoint URL of profile "berth" back from
-// a config file written by WriteProfileFiles (`berth token create` finds a
-// running server through it).
+// a config file written by WriteProfileFiles.
 func ReadConfig(path string) (region, endpointURL string, err error) {
+	p, err := ReadProfileConfig(path)
+	return p.Region, p.EndpointURL, err
+}
+
+// ProfileConfig is what profile "berth" of DATA/config says.
+type ProfileConfig struct {
+	Region, EndpointURL string
+	// CABundle is the ca_bundle path; empty when the server serves plain
+	// HTTP.
+	CABundle string
+}
+
+// ReadProfileConfig reads profile "berth" back from a config file written
+// by WriteProfileFiles (`berth token create` finds and trusts a running
+// server through it).
+func ReadProfileConfig(path string) (ProfileConfig, error) {
 	kv, err := readSection(path, "[profile "+Profile+"]")
 	if err != nil {
-		return "", "", err
+		return ProfileConfig{}, err
 	}
-	region, endpointURL = kv["region"], kv["endpoint_url"]
-	if region == "" || endpointURL == "" {
-		return "", "", errdefs.InvalidArgument(path + ": no region or endpoint_url for profile " + Profile)
+	p := ProfileConfig{Region: kv["region"], EndpointURL: kv["endpoint_url"], CABundle: kv["ca_bundle"]}
+	if p.Region == "" || p.EndpointURL == "" {
+		return ProfileConfig{}, errdefs.InvalidArgument(path + ": no region or endpoint_url for profile " + Profile)
 	}
-	return region, endpointURL, nil
+	return p, nil
 }
 
 // readSection returns the key = value pairs of one [section] of an AWS

@@ -56,6 +56,7 @@ var layers = []struct {
 }{
 	{"internal/errdefs", 0}, {"internal/clock", 0}, {"internal/version", 0}, {"internal/testenv", 0},
 	{"internal/arn", 1}, {"internal/config", 1}, {"internal/testimage", 1}, {"internal/jointoken", 1},
+	{"internal/tlsca", 2}, // imports jointoken: one implementation of the CA pin
 	{"internal/iam", 2}, {"internal/ecs", 2},
 	{"internal/scheduler", 3}, {"internal/agentproto", 3},
 	{"internal/store/storetest", 5}, {"internal/store/", 4}, {"internal/store", 3}, {"internal/embedetcd", 4},

@@ -1,18 +1,21 @@
 // Package server is the composition root of berth's control plane: it opens
 // the state store (embedded etcd, or an external cluster), the watch-fed
 // cache, bootstraps the account, builds the AWS API router with every
-// service, and serves HTTP until its context ends. Nothing else wires
-// packages together.
+// service, and serves HTTP (HTTPS off loopback) until its context ends.
+// Nothing else wires packages together.
 package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,6 +33,7 @@ import (
 	"github.com/berth-dev/berth/internal/ecsapi"
 	"github.com/berth-dev/berth/internal/iam"
 	"github.com/berth-dev/berth/internal/store/watchcache"
+	"github.com/berth-dev/berth/internal/tlsca"
 )
 
 // Server is a running control plane.
@@ -39,6 +43,9 @@ type Server struct {
 	account  account.Account
 	files    account.Files
 	endpoint string
+	// caPin is the pin of the CA whose certificate the listener serves;
+	// "" on a plain-HTTP (loopback) listener.
+	caPin string
 
 	listener net.Listener
 	http     *http.Server
@@ -78,10 +85,19 @@ func Start(ctx context.Context, cfg config.Server, log *slog.Logger) (*Server, e
 	if s.account, err = account.Bootstrap(ctx, st, cfg.Region, clk.Now()); err != nil {
 		return nil, err
 	}
+	// The CA exists from the first start on, whatever the listener, so
+	// its pin does not depend on when TLS was first switched on.
+	ca, err := tlsca.LoadOrCreate(filepath.Join(cfg.DataDir, "tls"), clk.Now())
+	if err != nil {
+		return nil, fmt.Errorf("certificate authority: %w", err)
+	}
 	if s.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	s.endpoint = "http://" + s.listener.Addr().String()
+	tlsConfig, err := s.secureListener(ca, clk)
+	if err != nil {
+		return nil, err
+	}
 	key, err := account.AdminKey(ctx, st, s.account)
 	if err != nil {
 		return nil, fmt.Errorf("read admin key: %w", err)
@@ -120,7 +136,7 @@ func Start(ctx context.Context, cfg config.Server, log *slog.Logger) (*Server, e
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	(&agentJoin{
 		store: st, account: s.account, verifier: verifier, authz: authz, clock: clk,
-		endpoint: s.endpoint, limiter: newFailureLimiter(clk, joinFailureBurst, joinFailureEvery, joinFailureAddresses),
+		endpoint: s.endpoint, caPin: s.caPin, limiter: newFailureLimiter(clk, joinFailureBurst, joinFailureEvery, joinFailureAddresses),
 		log: log,
 	}).register(mux)
 	if s.channel, err = acs.New(acs.Config{
@@ -142,15 +158,79 @@ func Start(ctx context.Context, cfg config.Server, log *slog.Logger) (*Server, e
 	mux.Handle("/", router)
 	s.http = &http.Server{
 		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
+		TLSConfig:         tlsConfig,
+		ReadHeaderTimeout: 10 * time.Second, // bounds TLS handshakes too
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	ok = true
 	return s, nil
 }
 
-// Endpoint is the URL clients use, e.g. http://127.0.0.1:7400.
+// secureListener decides between plain HTTP and TLS for the listener and
+// sets the endpoint URL. Loopback listeners (127.0.0.0/8, ::1, localhost)
+// serve plain HTTP: only this machine reaches them. Every other listener
+// serves TLS with a certificate from the data directory's CA, for the
+// listen host or, on a wildcard, every address of the machine; then join
+// tokens carry the CA's pin and DATA/config names the CA as ca_bundle.
+// It returns nil for plain HTTP.
+func (s *Server) secureListener(ca *tlsca.CA, clk clock.Clock) (*tls.Config, error) {
+	host, _, _ := net.SplitHostPort(s.cfg.Listen)
+	_, port, _ := net.SplitHostPort(s.listener.Addr().String())
+	if tlsca.IsLoopback(host) {
+		s.endpoint = "http://" + s.listener.Addr().String()
+		return nil, nil
+	}
+	hosts, err := tlsca.ListenerHosts(host)
+	if err != nil {
+		return nil, err
+	}
+	conf, err := ca.ServerConfig(hosts, clk)
+	if err != nil {
+		return nil, fmt.Errorf("issue the server certificate: %w", err)
+	}
+	s.endpoint = "https://" + net.JoinHostPort(endpointHost(host, hosts), port)
+	s.caPin = ca.Pin()
+	s.files.CABundle = ca.CertPath()
+	return conf, nil
+}
+
+// endpointHost is the host of the endpoint URL: the listen host itself or,
+// for a wildcard listener, the machine's first IPv4 address (else its
+// first address, else 127.0.0.1), so that tokens name an address other
+// machines may reach. `--listen HOST:PORT` or `berth token create
+// --server-url` choose another.
+func endpointHost(listenHost string, hosts []string) string {
+	if !tlsca.IsWildcard(listenHost) {
+		return strings.Trim(listenHost, "[]")
+	}
+	first := ""
+	for _, h := range hosts {
+		ip := net.ParseIP(h)
+		if ip == nil || ip.IsLoopback() {
+			continue
+		}
+		if ip.To4() != nil {
+			return h
+		}
+		if first == "" {
+			first = h
+		}
+	}
+	if first == "" {
+		return "127.0.0.1"
+	}
+	return first
+}
+
+// Endpoint is the URL clients use, e.g. http://127.0.0.1:7400 or, off
+// loopback, https://10.0.0.5:7400.
 func (s *Server) Endpoint() string { return s.endpoint }
+
+// CAPin is the pin (jointoken.CAPin format) of the CA the listener's
+// certificate chains to, for a client in this process that talks to
+// Endpoint (tlsca.PinnedClientConfig); "" when the listener serves plain
+// HTTP.
+func (s *Server) CAPin() string { return s.caPin }
 
 // Account is the account this server serves.
 func (s *Server) Account() account.Account { return s.account }
@@ -164,7 +244,13 @@ func (s *Server) Files() account.Files { return s.files }
 // Every acknowledged write is already durable in etcd's WAL.
 func (s *Server) Run(ctx context.Context) error {
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- s.http.Serve(s.listener) }()
+	go func() {
+		if s.http.TLSConfig != nil {
+			serveErr <- s.http.ServeTLS(s.listener, "", "") // the certificate comes from TLSConfig
+			return
+		}
+		serveErr <- s.http.Serve(s.listener)
+	}()
 	// Controllers run until ctx ends. With several servers on one etcd each
 	// runs its own; their writes are compare-and-swap, so duplicates are
 	// harmless until leader election arrives (DESIGN.md §6).
@@ -177,7 +263,7 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}()
 
-	s.log.Info("berth API listening", "endpoint", s.endpoint, "account", s.account.ID, "region", s.account.Region)
+	s.log.Info("berth API listening", "endpoint", s.endpoint, "account", s.account.ID, "region", s.account.Region, "ca_pin", s.caPin)
 
 	var err error
 	select {

@@ -22,9 +22,15 @@ import (
 // temporary data directory on a free loopback port.
 func startTestServer(tb testing.TB) (*Server, aws.Credentials) {
 	tb.Helper()
+	return startServerOn(tb, "127.0.0.1:0")
+}
+
+// startServerOn is startTestServer listening on listen.
+func startServerOn(tb testing.TB, listen string) (*Server, aws.Credentials) {
+	tb.Helper()
 	cfg := config.Defaults()
 	cfg.DataDir = tb.TempDir()
-	cfg.Listen = "127.0.0.1:0"
+	cfg.Listen = listen
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := Start(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
