@@ -15,7 +15,6 @@ import (
 	"github.com/berth-dev/berth/internal/agent/node"
 	"github.com/berth-dev/berth/internal/agent/state"
 	"github.com/berth-dev/berth/internal/config"
-	"github.com/berth-dev/berth/internal/server"
 )
 
 // agentFlags are the flags `berth agent` and `berth up` share for an agent.
@@ -108,7 +107,6 @@ func agentLogLevel(l agentconfig.LogLevel) string {
 // runUp runs the control plane and, in the same process, an agent in
 // cluster default (or ECS_CLUSTER) that enrolls without a join token.
 func runUp(cmd *cobra.Command, cfg config.Server, fl agentFlags) error {
-	cfg.FilesOwner = sudoUser()
 	acfg, err := agentconfig.FromEnv(os.Environ())
 	if err != nil {
 		return err
@@ -116,13 +114,8 @@ func runUp(cmd *cobra.Command, cfg config.Server, fl agentFlags) error {
 	if os.Getenv("ECS_DATADIR") == "" {
 		acfg.DataDir = filepath.Join(cfg.DataDir, "agent")
 	}
-	log, err := newLogger(cmd.ErrOrStderr(), cfg.LogLevel, cfg.LogFormat)
-	if err != nil {
-		return err
-	}
-	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop, log, srv, err := startServer(cmd, cfg)
 	defer stop()
-	srv, err := server.Start(ctx, cfg, log)
 	if err != nil {
 		return err
 	}

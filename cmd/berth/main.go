@@ -4,6 +4,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -87,20 +88,26 @@ func newServerCmd(up bool) *cobra.Command {
 }
 
 func runServer(cmd *cobra.Command, cfg config.Server) error {
-	cfg.FilesOwner = sudoUser()
-	log, err := newLogger(cmd.ErrOrStderr(), cfg.LogLevel, cfg.LogFormat)
-	if err != nil {
-		return err
-	}
-	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop, _, srv, err := startServer(cmd, cfg)
 	defer stop()
-	srv, err := server.Start(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "berth is up: account %s, region %s, API %s\n%s\nPaste these lines into your shell:\n\n%s\n",
 		srv.Account().ID, srv.Account().Region, srv.Endpoint(), tlsNote(srv), account.PasteLines(srv.Files(), srv.Endpoint()))
 	return srv.Run(ctx)
+}
+
+// startServer starts the control plane with a context that ends on SIGINT
+// or SIGTERM; the caller defers stop.
+func startServer(cmd *cobra.Command, cfg config.Server) (ctx context.Context, stop context.CancelFunc, log *slog.Logger, srv *server.Server, err error) {
+	ctx, stop = signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+	cfg.FilesOwner = sudoUser()
+	if log, err = newLogger(cmd.ErrOrStderr(), cfg.LogLevel, cfg.LogFormat); err != nil {
+		return ctx, stop, nil, nil, err
+	}
+	srv, err = server.Start(ctx, cfg, log)
+	return ctx, stop, log, srv, err
 }
 
 // tlsNote says where the CA of a TLS listener is, or nothing for plain

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/berth-dev/berth/internal/atomicfile"
 	"github.com/berth-dev/berth/internal/errdefs"
 )
 
@@ -57,7 +58,7 @@ endpoint_url = %s
 		conf += fmt.Sprintf("ca_bundle = %s\n", f.CABundle)
 	}
 	for path, content := range map[string]string{f.Credentials: creds, f.Config: conf} {
-		if err := writeFileAtomic(path, content); err != nil {
+		if err := atomicfile.Write(path, []byte(content), 0o600); err != nil {
 			return err
 		}
 		if owner != nil {
@@ -82,33 +83,6 @@ func PasteLines(f Files, endpointURL string) string {
 	fmt.Fprintf(&b, "export AWS_ENDPOINT_URL=%s\n", endpointURL)
 	fmt.Fprintf(&b, "aws --endpoint-url %s ecs list-clusters\n", endpointURL)
 	return b.String()
-}
-
-func writeFileAtomic(path, content string) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return errdefs.Internal(err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return errdefs.Internal(err)
-	}
-	if _, err := tmp.WriteString(content); err != nil {
-		tmp.Close()
-		return errdefs.Internal(err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return errdefs.Internal(err)
-	}
-	if err := tmp.Close(); err != nil {
-		return errdefs.Internal(err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return errdefs.Internal(err)
-	}
-	return nil
 }
 
 // ReadCredentials reads the access key of profile "berth" back from a

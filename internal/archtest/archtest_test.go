@@ -54,7 +54,7 @@ var layers = []struct {
 	prefix string
 	rank   int
 }{
-	{"internal/errdefs", 0}, {"internal/clock", 0}, {"internal/version", 0}, {"internal/testenv", 0},
+	{"internal/errdefs", 0}, {"internal/clock", 0}, {"internal/atomicfile", 1}, {"internal/version", 0}, {"internal/testenv", 0},
 	{"internal/arn", 1}, {"internal/config", 1}, {"internal/testimage", 1}, {"internal/jointoken", 1},
 	{"internal/tlsca", 2}, // imports jointoken: one implementation of the CA pin
 	{"internal/iam", 2}, {"internal/ecs", 2},

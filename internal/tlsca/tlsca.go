@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berth-dev/berth/internal/atomicfile"
 	"github.com/berth-dev/berth/internal/clock"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/jointoken"
@@ -130,10 +131,10 @@ func create(dir string, now time.Time) (*CA, error) {
 		return nil, errdefs.Internal(err)
 	}
 	// The key first: a certificate on disk always has its key beside it.
-	if err := writeFileAtomic(filepath.Join(dir, KeyFile), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, KeyFile), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(filepath.Join(dir, CertFile), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, CertFile), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
 		return nil, err
 	}
 	return &CA{cert: cert, key: key, dir: dir}, nil
@@ -414,31 +415,4 @@ func newSerial() (*big.Int, error) {
 	}
 	// Never zero, and the top bit set keeps the length fixed.
 	return s.SetBit(s, 126, 1), nil
-}
-
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return errdefs.Internal(err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return errdefs.Internal(err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return errdefs.Internal(err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return errdefs.Internal(err)
-	}
-	if err := tmp.Close(); err != nil {
-		return errdefs.Internal(err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return errdefs.Internal(err)
-	}
-	return nil
 }

@@ -138,8 +138,8 @@ func Start(ctx context.Context, cfg Config) (*Agent, error) {
 		MetadataEnv: func(endpointID string) []string { return taskmeta.Env(metaBase, endpointID) },
 		Pull:        runtime.PullOptions{Behavior: pull, Auth: registryAuth(cfg.Agent)},
 		StopTimeout: cfg.Agent.ContainerStopTimeout, CleanupWait: cfg.Agent.TaskCleanupWaitDuration,
-		PrivilegedDisabled: cfg.Agent.PrivilegedDisabled,
-		Logger:             cfg.Logger,
+		PrivilegedDisabled: cfg.Agent.PrivilegedDisabled, PidsLimit: int64(cfg.Agent.TaskPidsLimit),
+		Logger: cfg.Logger,
 	})
 	if err != nil {
 		return nil, err

@@ -83,6 +83,10 @@ type Config struct {
 	// CleanupWait is ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION; 0 means
 	// DefaultCleanupWait.
 	CleanupWait time.Duration
+	// PidsLimit caps the processes of each container (ECS_TASK_PIDS_LIMIT);
+	// 0 means DefaultPidsLimit, an isolation default the agent adds so a
+	// fork bomb in one task cannot exhaust the machine.
+	PidsLimit int64
 	// PrivilegedDisabled (ECS_DISABLE_PRIVILEGED) fails tasks with
 	// privileged containers.
 	PrivilegedDisabled bool
@@ -136,6 +140,9 @@ func New(cfg Config) (*Engine, error) {
 	setDefault(&cfg.Tick, DefaultTick)
 	setDefault(&cfg.RetryMin, DefaultRetryMin)
 	setDefault(&cfg.RetryMax, DefaultRetryMax)
+	if cfg.PidsLimit <= 0 {
+		cfg.PidsLimit = DefaultPidsLimit
+	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real{}
 	}
@@ -149,6 +156,10 @@ func New(cfg Config) (*Engine, error) {
 		runners: map[string]*runner{}, finished: map[string]time.Time{}, endpoints: map[string]endpoint{},
 	}, nil
 }
+
+// DefaultPidsLimit is a container's pids limit when ECS_TASK_PIDS_LIMIT is
+// unset: far above what a service needs, far below the kernel's pid_max.
+const DefaultPidsLimit = 4096
 
 func setDefault(d *time.Duration, v time.Duration) {
 	if *d <= 0 {

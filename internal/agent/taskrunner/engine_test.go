@@ -55,6 +55,9 @@ func TestHappyPath(t *testing.T) {
 
 	id := aws.ToString(rc.RuntimeId)
 	spec := h.rt.Specs()[id]
+	if spec.PidsLimit != DefaultPidsLimit {
+		t.Errorf("pids limit %d, want the default %d", spec.PidsLimit, DefaultPidsLimit)
+	}
 	for k, want := range map[string]string{
 		"team": "a", LabelTaskARN: task.TaskARN, LabelContainerName: "web", LabelManaged: "true",
 		"com.amazonaws.ecs.cluster": "default", "com.amazonaws.ecs.container-name": "web",

@@ -531,7 +531,7 @@ func (e *Engine) spec(t agentproto.Task, p *taskPlan, c *ctrPlan, rec *ctrRec) (
 		CPUShares: c.cpu, MemoryLimitMiB: c.memory, MemoryReservationMiB: c.reservation,
 		ReadonlyRootfs: aws.ToBool(def.ReadonlyRootFilesystem), Privileged: aws.ToBool(def.Privileged),
 		Mounts: slices.Clone(c.mounts), LogPath: LogPath(e.cfg.DataDir, t.TaskARN, c.name),
-		StopTimeout: c.stopTimeout,
+		StopTimeout: c.stopTimeout, PidsLimit: e.cfg.PidsLimit,
 	}
 	if o := c.override; o != nil && o.Command != nil {
 		s.Command = o.Command
