@@ -156,10 +156,22 @@ var errSkipReport = errors.New("report skipped")
 // the error missing (nil: ignored). Authorization is the caller's.
 func (h *handlers) applyReport(ctx context.Context, cluster, id string, build func(*domain.TaskRecord) (domain.TaskReport, error), missing error) error {
 	key := domain.TaskKey(cluster, id)
+	synced := false
 	err := h.commit(ctx, func() ([]store.Cond, []store.Op, error) {
 		t, rev, found, err := get[domain.TaskRecord](ctx, h.store, key)
 		if err != nil {
 			return nil, nil, err
+		}
+		if !found && !synced {
+			// The agent may have learnt of the task (from the channel's
+			// own watch) before this server's cache applied it.
+			synced = true
+			if err := store.Sync(ctx, h.store); err != nil {
+				return nil, nil, storeError(err)
+			}
+			if t, rev, found, err = get[domain.TaskRecord](ctx, h.store, key); err != nil {
+				return nil, nil, err
+			}
 		}
 		if !found {
 			if missing == nil {

@@ -94,6 +94,24 @@ type Reader interface {
 	List(ctx context.Context, prefix string) ([]KV, int64, error)
 }
 
+// Syncer is a Store whose reads may lag transactions committed by others
+// (a watch-fed cache). Sync returns once reads reflect every transaction
+// committed before the call.
+type Syncer interface {
+	Sync(ctx context.Context) error
+}
+
+// Sync waits until reads of st reflect every transaction committed before
+// the call. It is a no-op for stores that always read the latest state.
+// Callers use it before answering "not found" for a key that another
+// process (or another watcher) may just have seen written.
+func Sync(ctx context.Context, st Store) error {
+	if s, ok := st.(Syncer); ok {
+		return s.Sync(ctx)
+	}
+	return nil
+}
+
 // Store is the state-store port.
 type Store interface {
 	Reader

@@ -88,6 +88,16 @@ func (s *CachedStore) Txn(ctx context.Context, conds []store.Cond, ops []store.O
 	return rev, nil
 }
 
+// Sync implements store.Syncer: it reads the store's current revision and
+// waits until the cache has applied it.
+func (s *CachedStore) Sync(ctx context.Context) error {
+	rev, err := s.st.Revision(ctx)
+	if err != nil {
+		return err
+	}
+	return s.cache.WaitForRevision(ctx, rev)
+}
+
 // Watch implements store.Store by delegating to the store.
 func (s *CachedStore) Watch(ctx context.Context, prefix string, afterRev int64) <-chan store.WatchResponse {
 	return s.st.Watch(ctx, prefix, afterRev)

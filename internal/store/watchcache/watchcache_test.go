@@ -324,3 +324,27 @@ func BenchmarkCacheList(b *testing.B) {
 		}
 	})
 }
+
+// TestSyncSeesOthersWrites: a write that bypasses the cached store (another
+// server, another watcher) is visible after store.Sync.
+func TestSyncSeesOthersWrites(t *testing.T) {
+	ctx := ctxT(t)
+	mem := memstore.New()
+	defer mem.Close()
+	s := NewCachedStore(mem, newCache(t, mem, "/"))
+	for i := range 100 {
+		key := fmt.Sprintf("/other/%d", i)
+		if _, err := mem.Txn(ctx, nil, []store.Op{store.Put(key, []byte("v"))}); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.Sync(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		if kv, err := s.Get(ctx, key); err != nil || string(kv.Value) != "v" {
+			t.Fatalf("after Sync, write %d not visible: %+v %v", i, kv, err)
+		}
+	}
+	if err := store.Sync(ctx, mem); err != nil {
+		t.Fatalf("Sync of a store without a cache: %v", err)
+	}
+}
