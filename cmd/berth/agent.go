@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -13,6 +16,7 @@ import (
 	"github.com/berth-dev/berth/internal/account"
 	"github.com/berth-dev/berth/internal/agent/agentconfig"
 	"github.com/berth-dev/berth/internal/agent/node"
+	"github.com/berth-dev/berth/internal/agent/simulate"
 	"github.com/berth-dev/berth/internal/agent/state"
 	"github.com/berth-dev/berth/internal/config"
 )
@@ -50,13 +54,18 @@ func (fl *agentFlags) apply(cfg *node.Config) {
 func newAgentCmd() *cobra.Command {
 	var fl agentFlags
 	var server, token, logLevel, logFormat string
+	var sim simFlags
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Run the node agent: join a server and run the tasks it places here",
 		Long: `Run the node agent. The first start needs --token (from 'berth token create' on the
 server); the agent stores the credentials it gets under ECS_DATADIR and needs no token afterwards.
 Settings come from the ecs.config file (--config) and ECS_* environment variables, as for the
-Amazon ECS agent (docs/agent-config.md).`,
+Amazon ECS agent (docs/agent-config.md).
+
+With --simulated N it runs no containers: it registers N simulated container
+instances that take tasks and report them RUNNING, for scale tests and capacity
+planning (docs/simulation.md).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			acfg, err := agentconfig.Load(fl.configPath, os.Environ())
@@ -69,6 +78,9 @@ Amazon ECS agent (docs/agent-config.md).`,
 			log, err := newLogger(cmd.ErrOrStderr(), logLevel, logFormat)
 			if err != nil {
 				return err
+			}
+			if sim.count != 0 || cmd.Flags().Changed("simulated-cpu") || cmd.Flags().Changed("simulated-memory") || cmd.Flags().Changed("simulated-zones") {
+				return runSimulation(cmd, acfg, server, token, sim, log)
 			}
 			cfg := node.Config{Agent: acfg, Server: server, Token: token, Logger: log}
 			fl.apply(&cfg)
@@ -88,7 +100,58 @@ Amazon ECS agent (docs/agent-config.md).`,
 	f.StringVar(&token, "token", "", "join token from 'berth token create' (first start only)")
 	f.StringVar(&logLevel, "log-level", "", "debug, info, warn or error (default: ECS_LOGLEVEL)")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")
+	sim.register(cmd)
 	return cmd
+}
+
+// simFlags are `berth agent`'s simulation flags (docs/simulation.md).
+type simFlags struct {
+	count  int
+	cpu    int
+	memory int64
+	zones  string
+}
+
+func (fl *simFlags) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.IntVar(&fl.count, "simulated", 0, "simulate this many container instances instead of running tasks: they register, take tasks and report them RUNNING without containers (docs/simulation.md)")
+	f.IntVar(&fl.cpu, "simulated-cpu", 0, "CPU units each simulated instance registers (default: this machine's, CPUs×1024)")
+	f.Int64Var(&fl.memory, "simulated-memory", 0, "memory in MiB of each simulated instance, before ECS_RESERVED_MEMORY (default: this machine's)")
+	f.StringVar(&fl.zones, "simulated-zones", "", "comma-separated ecs.availability-zone values, assigned round-robin (default: the region's a, b and c)")
+}
+
+// runSimulation runs `berth agent --simulated N`: it joins with the token
+// (storing nothing), registers N instances and serves them until
+// interrupted, then deregisters them.
+func runSimulation(cmd *cobra.Command, acfg agentconfig.Config, server, token string, fl simFlags, log *slog.Logger) error {
+	if fl.count <= 0 {
+		return fmt.Errorf("--simulated must be a positive number of instances, got %d", fl.count)
+	}
+	if token == "" {
+		return errors.New("--simulated needs --token: a simulation joins afresh on every start and stores nothing (create one with 'berth token create')")
+	}
+	zones, err := simulate.ParseZones(fl.zones)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	id, err := node.Join(ctx, token)
+	if err != nil {
+		return err
+	}
+	if server != "" {
+		id.Endpoint = strings.TrimRight(server, "/")
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "berth agent: registering %d simulated container instances with %s\n", fl.count, id.Endpoint)
+	s, err := simulate.Start(ctx, simulate.Config{
+		Agent: acfg, Identity: id, Count: fl.count, CPU: fl.cpu, MemoryMiB: fl.memory, Zones: zones, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "berth agent: %d simulated container instances in cluster %s; interrupt to deregister them\n", len(s.Instances()), s.Cluster())
+	return s.Run(ctx)
 }
 
 // agentLogLevel maps ECS_LOGLEVEL to a slog level name.
