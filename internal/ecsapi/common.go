@@ -67,6 +67,11 @@ func (h *handlers) commitN(ctx context.Context, attempts int, attempt func() ([]
 		if i+1 >= attempts {
 			return &errdefs.Error{Kind: errdefs.ErrConflict, Message: "concurrent update", Cause: err}
 		}
+		// The next attempt must read what beat this one, not a cache that
+		// has not applied it yet.
+		if err := store.Sync(ctx, h.store); err != nil {
+			return storeError(err)
+		}
 		if err := backoff(ctx, i); err != nil {
 			return err
 		}

@@ -455,6 +455,7 @@ func schedInstance(ci *domain.ContainerInstance, arn string) scheduler.Instance 
 		Registered:        scheduler.Resources{CPU: ci.Registered.CPU, Memory: ci.Registered.Memory, Ports: ci.Registered.Ports, PortsUDP: ci.Registered.PortsUDP},
 		Remaining:         scheduler.Resources{CPU: rem.CPU, Memory: rem.Memory, Ports: rem.Ports, PortsUDP: rem.PortsUDP},
 		RunningTasksCount: int(ci.RunningTasks),
+		AgentVersion:      aws.ToString(agentVersion(ci)),
 		Groups:            make(map[string]int, len(ci.Groups)),
 	}
 	for _, a := range ci.Attributes {
@@ -464,6 +465,13 @@ func schedInstance(ci *domain.ContainerInstance, arn string) scheduler.Instance 
 		si.Groups[g] = int(n)
 	}
 	return si
+}
+
+func agentVersion(ci *domain.ContainerInstance) *string {
+	if ci.VersionInfo == nil {
+		return nil
+	}
+	return ci.VersionInfo.AgentVersion
 }
 
 // cloneInstance returns a copy of a shared (memo) record that may be

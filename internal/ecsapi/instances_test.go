@@ -235,9 +235,13 @@ func TestListAndUpdateContainerInstances(t *testing.T) {
 	if got := list(&ecs.ListContainerInstancesInput{Filter: aws.String("attribute:ecs.instance-type exists and not attribute:zone exists")}); len(got) != 1 || got[0] != b {
 		t.Errorf("filter exists/not: %v", got)
 	}
-	_, err := e.h.ListContainerInstances(e.ctx, &ecs.ListContainerInstancesInput{Cluster: aws.String("prod"), Filter: aws.String("attribute:zone in [a, b]")})
-	wantErr(t, err, "InvalidParameterException", "Unsupported expression: the operator in is not supported yet by berth.")
-	_, err = e.h.ListContainerInstances(e.ctx, &ecs.ListContainerInstancesInput{Cluster: aws.String("prod"), Filter: aws.String("attribute:zone ==")})
+	if got := list(&ecs.ListContainerInstancesInput{Filter: aws.String("attribute:ecs.instance-type in [t3.small, t2.micro]")}); len(got) != 1 || got[0] != a {
+		t.Errorf("filter in: %v", got)
+	}
+	if got := list(&ecs.ListContainerInstancesInput{Filter: aws.String("attribute:ecs.instance-type =~ .*large")}); len(got) != 1 || got[0] != b {
+		t.Errorf("filter =~: %v", got)
+	}
+	_, err := e.h.ListContainerInstances(e.ctx, &ecs.ListContainerInstancesInput{Cluster: aws.String("prod"), Filter: aws.String("attribute:zone ==")})
 	wantErr(t, err, "InvalidParameterException", "")
 
 	upd := must(t, e.h.UpdateContainerInstancesState)(e.ctx, &ecs.UpdateContainerInstancesStateInput{

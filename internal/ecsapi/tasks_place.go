@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -192,7 +193,8 @@ func (h *handlers) plan(in placeInput, insts []keyed[domain.ContainerInstance]) 
 		snapshot[i] = schedInstance(&insts[i].Value, h.instanceARN(in.cluster, insts[i].Value.ID))
 	}
 	if in.targets == nil {
-		// RunTask: first-fit over the live instances, oldest first.
+		// RunTask: the strategies and constraints over the live instances,
+		// oldest first (the order ties are broken in).
 		var order []int
 		for i := range insts {
 			if insts[i].Value.Status != domain.InstanceStatusInactive {
@@ -207,7 +209,9 @@ func (h *handlers) plan(in placeInput, insts []keyed[domain.ContainerInstance]) 
 		for j, i := range order {
 			sub[j] = snapshot[i]
 		}
-		ps, fs := scheduler.Place(sub, demand, in.count, in.opts)
+		opts := in.opts
+		opts.Seed = rand.Uint64() // a fresh draw per attempt: retries after a conflict choose anew
+		ps, fs := scheduler.Place(sub, demand, in.count, opts)
 		for j := range ps {
 			ps[j].Instance = order[ps[j].Instance]
 		}

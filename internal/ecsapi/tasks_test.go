@@ -287,10 +287,19 @@ func TestRunTaskValidation(t *testing.T) {
 	if ids := e.listTasks(&ecs.ListTasksInput{}); len(ids) != 0 {
 		t.Errorf("rejected RunTasks created %v", ids)
 	}
-	// Shapes that are valid are accepted (and not applied yet).
+	// Valid shapes are applied: a memberOf no instance satisfies gives
+	// ECS's failure with the explanation; one that holds places the task.
 	out := must(t, e.h.RunTask)(e.ctx, &ecs.RunTaskInput{TaskDefinition: aws.String("web"), LaunchType: types.LaunchTypeExternal,
 		PlacementStrategy:    []types.PlacementStrategy{{Type: types.PlacementStrategyTypeSpread, Field: aws.String("attribute:ecs.availability-zone")}, {Type: types.PlacementStrategyTypeBinpack, Field: aws.String("memory")}},
 		PlacementConstraints: []types.PlacementConstraint{{Type: types.PlacementConstraintTypeMemberOf, Expression: aws.String("attribute:ecs.instance-type =~ t3.*")}},
+	})
+	if len(out.Tasks) != 0 || len(out.Failures) != 1 || aws.ToString(out.Failures[0].Reason) != "MemberOf placement constraint unsatisfied." ||
+		!strings.Contains(aws.ToString(out.Failures[0].Detail), "ecs.instance-type") {
+		t.Errorf("unsatisfiable memberOf: %+v %+v", out.Tasks, out.Failures)
+	}
+	out = must(t, e.h.RunTask)(e.ctx, &ecs.RunTaskInput{TaskDefinition: aws.String("web"), LaunchType: types.LaunchTypeExternal,
+		PlacementStrategy:    []types.PlacementStrategy{{Type: types.PlacementStrategyTypeSpread, Field: aws.String("attribute:ecs.availability-zone")}, {Type: types.PlacementStrategyTypeBinpack, Field: aws.String("memory")}},
+		PlacementConstraints: []types.PlacementConstraint{{Type: types.PlacementConstraintTypeMemberOf, Expression: aws.String("not attribute:ecs.instance-type exists")}},
 	})
 	if len(out.Tasks) != 1 || out.Tasks[0].LaunchType != types.LaunchTypeExternal {
 		t.Errorf("EXTERNAL with placement options: %+v %+v", out.Tasks, out.Failures)

@@ -1,18 +1,17 @@
 // Package scheduler is berth's task placement: a pure function from a
 // snapshot of a cluster's container instances and a task's demand to
-// placements, or to failures with ECS's reasons. It does no I/O and knows
-// nothing of the store or the API; the ECS API builds the snapshot, calls
-// Place, and commits the result in one transaction (retrying on a fresh
-// snapshot when an instance changed meanwhile).
+// placements, or to failures with ECS's reasons and an explanation per
+// instance. It does no I/O and knows nothing of the store or the API; the
+// ECS API builds the snapshot, calls Place (or Decide), and commits the
+// result in one transaction (retrying on a fresh snapshot when an instance
+// changed meanwhile).
 //
-// Placement is first-fit: each task goes to the first instance of the
-// snapshot, in the caller's order, that is ACTIVE, has a connected agent and
-// has the CPU, memory and static host ports the task needs. Strategies
-// (binpack, spread, random) and constraints (distinctInstance, memberOf)
-// are carried in Options so that callers pass them already; the placement
-// issue ranks and filters with them inside Place, without changing its
-// signature. The cluster query language that memberOf and
-// ListContainerInstances use is in this package too (ParseExpression).
+// Placement follows ECS's pipeline: instances that lack the CPU, memory or
+// static host ports are filtered out, then those that fail a constraint
+// (distinctInstance, memberOf with the cluster query language, in
+// ParseExpression); the rest are ranked by the strategies (binpack,
+// spread, random; each later one breaks the ties of those before it) and
+// the best takes the task. docs/placement.md describes it in full.
 package scheduler
 
 import (
@@ -41,6 +40,10 @@ const (
 	// ReasonDraining is berth's reason for an instance that is DRAINING
 	// (ECS documents none; INACTIVE is its analogue for StartTask).
 	ReasonDraining = "DRAINING"
+	// ReasonMemberOf and ReasonDistinctInstance are ECS's reasons, word
+	// for word, for an instance that a constraint excludes.
+	ReasonMemberOf         = "MemberOf placement constraint unsatisfied."
+	ReasonDistinctInstance = "DistinctInstance placement constraint unsatisfied."
 )
 
 // Instance statuses the scheduler distinguishes.
@@ -72,14 +75,17 @@ type Instance struct {
 	Status         string // ACTIVE, DRAINING or INACTIVE
 	AgentConnected bool
 	EC2InstanceID  string
-	RegisteredAt   time.Time
-	Registered     Resources
+	// AgentVersion is the agent's version (agentVersion in expressions).
+	AgentVersion string
+	RegisteredAt time.Time
+	Registered   Resources
 	// Remaining is CPU and memory still free, and every host port in use
 	// (reserved ones and those of tasks).
 	Remaining         Resources
 	Attributes        []Attribute
 	RunningTasksCount int
-	// Groups counts the instance's tasks that are not stopped by task group.
+	// Groups counts the instance's tasks that are not stopped by task
+	// group: distinctInstance, spread and task:group read it.
 	Groups map[string]int
 }
 
@@ -100,99 +106,167 @@ type Demand struct {
 	Memory   int64
 	Ports    []int32 // static TCP host ports
 	PortsUDP []int32 // static UDP host ports
-	// Group is the task's group (family:<family> by default).
+	// Group is the task's group (family:<family> by default, or
+	// service:<name>): distinctInstance and spread count its tasks.
 	Group string
+	// RequiresAttributes are the task definition's requiresAttributes: an
+	// instance lacking one (or with another value, where Value is set)
+	// fails with ATTRIBUTE.
+	RequiresAttributes []Attribute
 }
 
-// Options are the caller's placement strategies and constraints (RunTask's
-// placementStrategy and placementConstraints, plus the task definition's
-// constraints). Place honours neither yet: it places first-fit. Callers
-// validate their shape; the placement issue gives them effect here.
+// Options are the caller's placement strategies and constraints: RunTask's
+// placementStrategy and placementConstraints, the task definition's
+// constraints appended to the latter (ECS applies them all; at most 10 in
+// total). Without strategies Place uses DefaultStrategies (RunTask's
+// default, random); a service passes ServiceDefaultStrategies.
 type Options struct {
 	Strategies  []types.PlacementStrategy
 	Constraints []types.PlacementConstraint
+	// Seed drives the random strategy: the same snapshot, demand, options
+	// and seed give the same placements. Callers pass a fresh random seed
+	// per call.
+	Seed uint64
 }
 
-// Placement is one task placed: the index of its instance in the snapshot.
-type Placement struct {
-	Instance    int
-	InstanceARN string
-}
+// DefaultStrategies is what RunTask places with when the call names no
+// strategy: random ("Using RunTask, you can allow the default task
+// placement strategy to distribute tasks randomly across your cluster",
+// ECS developer guide, "Amazon ECS launch types and scheduling").
+var DefaultStrategies = []types.PlacementStrategy{{Type: types.PlacementStrategyTypeRandom}}
 
-// Failure says why an instance could not take a task: InstanceARN is the
+// ServiceDefaultStrategies is a service's default: spread across
+// Availability Zones (developer guide, task placement strategies).
+var ServiceDefaultStrategies = []types.PlacementStrategy{{Type: types.PlacementStrategyTypeSpread, Field: aws.String("attribute:ecs.availability-zone")}}
+
+// Failure says why an instance could not take a task. InstanceARN is the
 // instance (empty when the failure is about no instance in particular),
-// Reason is ECS's reason, Detail explains it for a person, e.g.
-// "6a0b…: memory 512 needed, 256 free".
+// Reason is ECS's reason (the Reason* constants), Detail explains it for a
+// person, e.g. "6a0b…: memory 512 needed, 256 free". The other fields are
+// the same explanation as data.
 type Failure struct {
 	InstanceARN string
 	Reason      string
 	Detail      string
+	// Instance is the instance's index in the snapshot, -1 for none.
+	Instance int
+	// Rule is the rule that excluded the instance (the Rule* constants).
+	Rule string
+	// Needed and Free are the amounts of RuleCPU and RuleMemory.
+	Needed, Free int64
+	// Port is the port of RulePorts and RulePortsUDP.
+	Port int32
+	// Attribute is the attribute of RuleAttribute.
+	Attribute string
+	// Constraint is the expression of the memberOf constraint that
+	// failed; Clause says which part of it, e.g.
+	// "attribute:ecs.instance-type !~ t3.* (is m5.large)".
+	Constraint, Clause string
 }
 
-// Place places count tasks of demand d on the snapshot, first-fit, and
-// returns where they went. When a task cannot be placed, every instance's
-// reason is returned once in failures and no further task is tried (each
-// would fail alike: resources only shrink). The snapshot is not modified.
-func Place(snapshot []Instance, d Demand, count int, opts Options) ([]Placement, []Failure) {
-	// Only instances that take a task change; they are kept apart (Take
-	// copies what it changes), so the snapshot is never written.
-	taken := map[int]Instance{}
-	var placements []Placement
-	for n := 0; n < count; n++ {
-		var fails []Failure
-		placed := false
-		for i := range snapshot {
-			inst, ok := taken[i]
-			if !ok {
-				inst = snapshot[i]
-			}
-			if f := Check(&inst, d); f != nil {
-				fails = append(fails, *f)
-				continue
-			}
-			taken[i] = Take(inst, d)
-			placements = append(placements, Placement{Instance: i, InstanceARN: inst.ARN})
-			placed = true
-			break
-		}
-		if !placed {
-			return placements, fails
-		}
-	}
-	return placements, nil
-}
+// Rules, in the order Place checks them; the first that fails is an
+// instance's reason.
+const (
+	RuleStatus           = "status"
+	RuleAgent            = "agent"
+	RuleCPU              = "cpu"
+	RuleMemory           = "memory"
+	RulePorts            = "ports"
+	RulePortsUDP         = "portsUdp"
+	RuleAttribute        = "attribute"
+	RuleDistinctInstance = "distinctInstance"
+	RuleMemberOf         = "memberOf"
+)
 
-// Check says why inst cannot take a task of demand d, or nil when it can.
-// Checks run in this order: status, agent, CPU, memory, TCP ports, UDP
-// ports; the first that fails is the reason.
+// Check says why inst cannot take a task of demand d, or nil when it can,
+// looking at its status, agent, resources and the demand's required
+// attributes, not at constraints (StartTask, which names its instances,
+// honours none). Checks run in the order of the Rule* constants; the first
+// that fails is the reason. Failure.Instance is -1.
 func Check(inst *Instance, d Demand) *Failure {
-	fail := func(reason, format string, args ...any) *Failure {
-		return &Failure{InstanceARN: inst.ARN, Reason: reason, Detail: inst.Name + ": " + fmt.Sprintf(format, args...)}
+	f := check(inst, &d)
+	if f != nil {
+		f.Instance = -1
 	}
+	return f
+}
+
+// fits is whether check would return nil.
+func fits(inst *Instance, d *Demand) bool {
+	r := &inst.Remaining
+	if inst.Status != StatusActive || !inst.AgentConnected || d.CPU > r.CPU || d.Memory > r.Memory {
+		return false
+	}
+	if _, ok := clash(d.Ports, r.Ports); ok {
+		return false
+	}
+	if _, ok := clash(d.PortsUDP, r.PortsUDP); ok {
+		return false
+	}
+	for _, want := range d.RequiresAttributes {
+		if v, ok := inst.Attribute(want.Name); !ok || want.Value != "" && v != want.Value {
+			return false
+		}
+	}
+	return true
+}
+
+// check is Check without constraints, the instance index left 0.
+func check(inst *Instance, d *Demand) *Failure {
 	switch inst.Status {
 	case StatusActive:
 	case StatusDraining:
-		return fail(ReasonDraining, "instance is DRAINING")
+		return fail(inst, ReasonDraining, RuleStatus, "instance is DRAINING")
 	default:
-		return fail(ReasonInactive, "instance is %s", inst.Status)
+		return fail(inst, ReasonInactive, RuleStatus, "instance is "+inst.Status)
 	}
 	if !inst.AgentConnected {
-		return fail(ReasonAgent, "agent is not connected")
+		return fail(inst, ReasonAgent, RuleAgent, "agent is not connected")
 	}
-	r := inst.Remaining
+	r := &inst.Remaining
 	if d.CPU > r.CPU {
-		return fail(ReasonCPU, "cpu %d needed, %d free", d.CPU, r.CPU)
+		f := fail(inst, ReasonCPU, RuleCPU, fmt.Sprintf("cpu %d needed, %d free", d.CPU, r.CPU))
+		f.Needed, f.Free = d.CPU, r.CPU
+		return f
 	}
 	if d.Memory > r.Memory {
-		return fail(ReasonMemory, "memory %d needed, %d free", d.Memory, r.Memory)
+		f := fail(inst, ReasonMemory, RuleMemory, fmt.Sprintf("memory %d needed, %d free", d.Memory, r.Memory))
+		f.Needed, f.Free = d.Memory, r.Memory
+		return f
 	}
 	if p, ok := clash(d.Ports, r.Ports); ok {
-		return fail(ReasonPorts, "port %d/tcp in use", p)
+		f := fail(inst, ReasonPorts, RulePorts, fmt.Sprintf("port %d/tcp in use", p))
+		f.Port = p
+		return f
 	}
 	if p, ok := clash(d.PortsUDP, r.PortsUDP); ok {
-		return fail(ReasonPortsUDP, "port %d/udp in use", p)
+		f := fail(inst, ReasonPortsUDP, RulePortsUDP, fmt.Sprintf("port %d/udp in use", p))
+		f.Port = p
+		return f
+	}
+	for _, want := range d.RequiresAttributes {
+		v, ok := inst.Attribute(want.Name)
+		var f *Failure
+		switch {
+		case !ok:
+			f = fail(inst, ReasonAttr, RuleAttribute, "attribute "+want.Name+" missing")
+		case want.Value != "" && v != want.Value:
+			f = fail(inst, ReasonAttr, RuleAttribute, "attribute "+want.Name+" is "+v+", not "+want.Value)
+		default:
+			continue
+		}
+		f.Attribute = want.Name
+		return f
 	}
 	return nil
+}
+
+func fail(inst *Instance, reason, rule, detail string) *Failure {
+	name := inst.Name
+	if name == "" {
+		name = inst.ARN
+	}
+	return &Failure{InstanceARN: inst.ARN, Reason: reason, Rule: rule, Detail: name + ": " + detail}
 }
 
 // clash returns the first wanted port that is in use, or that the demand
@@ -236,15 +310,20 @@ const (
 	MaxConstraints = 10
 )
 
-// ValidateOptions checks the shape of placement strategies and constraints,
-// as RunTask and CreateService accept them: at most 5 strategies of type
-// binpack (field cpu or memory), spread (field instanceId, host or
+// ValidateOptions checks placement strategies and constraints as RunTask
+// and CreateService accept them: at most 5 strategies of type binpack
+// (field cpu or memory), spread (field instanceId, host or
 // attribute:<name>) or random; at most 10 constraints (the task
 // definition's included) of type distinctInstance (no expression) or
-// memberOf (an expression of at most 2000 characters). memberOf expressions
-// are parsed by the placement issue, which evaluates them. Errors are of
-// kind errdefs.ErrInvalidArgument.
+// memberOf (an expression of at most 2000 characters that parses). Errors
+// are of kind errdefs.ErrInvalidArgument (InvalidParameterException).
 func ValidateOptions(o Options) error {
+	_, err := compile(o)
+	return err
+}
+
+// validateShape is ValidateOptions without parsing expressions.
+func validateShape(o Options) error {
 	if len(o.Strategies) > MaxStrategies {
 		return errdefs.InvalidArgument(fmt.Sprintf("You can specify at most %d placement strategies.", MaxStrategies))
 	}
@@ -272,8 +351,8 @@ func ValidateOptions(o Options) error {
 		expr := aws.ToString(c.Expression)
 		switch c.Type {
 		case types.PlacementConstraintTypeDistinctInstance:
-			if expr != "" {
-				return errdefs.InvalidArgument("A distinctInstance placement constraint takes no expression.")
+			if c.Expression != nil {
+				return errdefs.InvalidArgument("distinctInstance expression should not be specified.")
 			}
 		case types.PlacementConstraintTypeMemberOf:
 			if strings.TrimSpace(expr) == "" {
