@@ -4,7 +4,8 @@
 // receives the tasks assigned to it. It authenticates the upgrade (SigV4,
 // ecs:Poll), records agentConnected, sends a full Sync on connect and a
 // Sync of the changed tasks for every store change, resends what is not
-// acknowledged, and applies the container health agents report.
+// acknowledged, and applies the container health agents report. One watch
+// per server (the hub) feeds every connection, through bounded inboxes.
 package acs
 
 import (
@@ -16,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	"github.com/gorilla/websocket"
 
 	"github.com/berth-dev/berth/internal/agentproto"
@@ -63,6 +65,12 @@ type Config struct {
 	DisconnectAfter   time.Duration
 	AckTimeout        time.Duration
 	WriteTimeout      time.Duration
+
+	// QueueLimit bounds the task changes queued for one connection while
+	// it is busy (writing to a slow agent, say); past it the connection
+	// drops them and sends a full Sync instead. Zero means
+	// DefaultQueueLimit.
+	QueueLimit int
 }
 
 // Server is the channel's HTTP handler and owner of its connections.
@@ -70,9 +78,13 @@ type Server struct {
 	cfg      Config
 	upgrader websocket.Upgrader
 
-	ctx    context.Context // ends with Close; every connection derives from it
-	cancel context.CancelFunc
-	wg     sync.WaitGroup // one per connection being served
+	ctx     context.Context // ends with Close; every connection derives from it
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup // one per connection being served
+	hub     *hub           // the one watch over the task records
+	hubDone chan struct{}  // closed when the hub's goroutine has ended
+	// defs holds each task definition decoded once for every connection.
+	defs store.Memo[domain.TaskDefinitionRecord]
 
 	mu     sync.Mutex
 	closed bool             // guarded by mu
@@ -111,8 +123,11 @@ func New(cfg Config) (*Server, error) {
 	def(&cfg.DisconnectAfter, agentproto.DisconnectAfter)
 	def(&cfg.AckTimeout, agentproto.AckTimeout)
 	def(&cfg.WriteTimeout, DefaultWriteTimeout)
+	if cfg.QueueLimit <= 0 {
+		cfg.QueueLimit = DefaultQueueLimit
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{
+	s := &Server{
 		cfg: cfg,
 		upgrader: websocket.Upgrader{
 			HandshakeTimeout: cfg.WriteTimeout,
@@ -120,8 +135,15 @@ func New(cfg Config) (*Server, error) {
 			// need a SigV4 signature, so the default check suffices.
 		},
 		ctx: ctx, cancel: cancel,
-		slots: map[string]*slot{},
-	}, nil
+		hub:     newHub(cfg.Store, cfg.Logger, cfg.QueueLimit),
+		hubDone: make(chan struct{}),
+		slots:   map[string]*slot{},
+	}
+	go func() {
+		defer close(s.hubDone)
+		s.hub.run(ctx)
+	}()
+	return s, nil
 }
 
 // Close ends every connection (marking its instance disconnected) and
@@ -132,6 +154,17 @@ func (s *Server) Close() {
 	s.mu.Unlock()
 	s.cancel()
 	s.wg.Wait()
+	<-s.hubDone
+}
+
+// taskDefinition reads one revision of a family through the shared memo;
+// a revision no longer stored is the zero value, as the agent is told.
+func (s *Server) taskDefinition(ctx context.Context, family string, revision int32) (types.TaskDefinition, error) {
+	rec, _, err := s.defs.Get(ctx, s.cfg.Store, domain.TaskDefinitionKey(family, revision))
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return types.TaskDefinition{}, nil
+	}
+	return rec.TaskDefinition, err
 }
 
 // Connected is the number of instances with an open channel.

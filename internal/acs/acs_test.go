@@ -29,6 +29,7 @@ import (
 	"github.com/berth-dev/berth/internal/ecsapi"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/iam"
+	"github.com/berth-dev/berth/internal/store"
 	"github.com/berth-dev/berth/internal/store/memstore"
 	"github.com/berth-dev/berth/internal/store/watchcache"
 )
@@ -67,6 +68,7 @@ func credsOf(principalARN string) aws.Credentials {
 // one cluster and one registered container instance.
 type env struct {
 	t          *testing.T
+	mem        *memstore.Store // under the cache: writes here bypass read-your-writes
 	url        string
 	channel    *acs.Server
 	ecs        *ecs.Client // signed as the admin
@@ -84,14 +86,28 @@ var testTimings = acs.Config{
 
 func newEnv(t *testing.T, timings acs.Config) *env {
 	t.Helper()
+	return newEnvOn(t, timings, nil, nil)
+}
+
+// newEnvOn is newEnv with the cache fed from cacheSource(mem) and the
+// cached store writing to (and watching) base(mem); nil means mem itself.
+func newEnvOn(t *testing.T, timings acs.Config, cacheSource, base func(*memstore.Store) store.Store) *env {
+	t.Helper()
 	mem := memstore.New()
 	t.Cleanup(func() { _ = mem.Close() })
-	cache, err := watchcache.New(context.Background(), mem, "/")
+	var src, under store.Store = mem, mem
+	if cacheSource != nil {
+		src = cacheSource(mem)
+	}
+	if base != nil {
+		under = base(mem)
+	}
+	cache, err := watchcache.New(context.Background(), src, "/")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(cache.Close)
-	st := watchcache.NewCachedStore(mem, cache)
+	st := watchcache.NewCachedStore(under, cache)
 
 	creds := keys{}
 	for _, p := range []string{adminARN, instanceARN, aliceARN} {
@@ -124,7 +140,7 @@ func newEnv(t *testing.T, timings acs.Config) *env {
 		srv.Close()
 	})
 
-	e := &env{t: t, url: srv.URL, channel: channel, instances: instances}
+	e := &env{t: t, mem: mem, url: srv.URL, channel: channel, instances: instances}
 	e.ecs = ecs.New(ecs.Options{
 		Region: region, BaseEndpoint: aws.String(srv.URL), RetryMaxAttempts: 1,
 		Credentials: static(credsOf(adminARN)),
@@ -262,8 +278,14 @@ type agent struct {
 
 func (e *env) startAgent(rec *recorder, principalARN string) *agent {
 	e.t.Helper()
+	return e.startAgentOf(rec, principalARN, e.arn)
+}
+
+// startAgentOf is startAgent for the instance instanceARN.
+func (e *env) startAgentOf(rec *recorder, principalARN, instanceARN string) *agent {
+	e.t.Helper()
 	c, err := acsclient.New(acsclient.Config{
-		Endpoint: e.url, Cluster: cluster, ContainerInstance: e.arn, Region: region,
+		Endpoint: e.url, Cluster: cluster, ContainerInstance: instanceARN, Region: region,
 		Credentials:       static(credsOf(principalARN)),
 		Handler:           rec.handle,
 		HeartbeatInterval: 50 * time.Millisecond,
@@ -617,7 +639,12 @@ func TestHealthReachesDescribeTasks(t *testing.T) {
 // misbehaving agent.
 func (e *env) dial(t *testing.T, creds aws.Credentials) *websocket.Conn {
 	t.Helper()
-	u := e.url + agentproto.ChannelPath + "?" + agentproto.ParamCluster + "=" + cluster + "&" + agentproto.ParamContainerInstance + "=" + e.instanceID
+	return e.dialInstance(t, creds, e.instanceID)
+}
+
+func (e *env) dialInstance(t *testing.T, creds aws.Credentials, instanceID string) *websocket.Conn {
+	t.Helper()
+	u := e.url + agentproto.ChannelPath + "?" + agentproto.ParamCluster + "=" + cluster + "&" + agentproto.ParamContainerInstance + "=" + instanceID
 	req, _ := http.NewRequest(http.MethodGet, u, nil)
 	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, emptyHash, "ecs", region, time.Now()); err != nil {
 		t.Fatal(err)

@@ -1,10 +1,7 @@
 package acs
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -18,29 +15,26 @@ import (
 
 	"github.com/berth-dev/berth/internal/agentproto"
 	domain "github.com/berth-dev/berth/internal/ecs"
-	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/store"
 )
 
-// maxDefs bounds a connection's cache of task definitions; past it the
-// cache starts over.
-const maxDefs = 256
-
 // conn is one agent's channel. Only run's goroutine touches its fields
-// (the reader goroutine talks to it through channels), and only it writes
-// to the socket.
+// (the reader goroutine talks to it through channels, the hub through the
+// inbox), and only it writes to the socket.
 type conn struct {
 	s          *Server
 	ws         *websocket.Conn
 	cluster    string
 	instanceID string
-	needle     []byte // the instance id, to skip other instances' tasks cheaply
+	in         *inbox
 	log        *slog.Logger
 
 	tasks   map[string]*entry   // by task id: what the agent has been told
 	pending map[string]*pending // unacknowledged Syncs by id
 	nextID  uint64
-	defs    map[string]types.TaskDefinition // by family:revision
+	// readRev is the revision of the last full read: changes at or below
+	// it are already in tasks.
+	readRev int64
 }
 
 // entry is the latest state of one task of the instance.
@@ -61,13 +55,14 @@ type pending struct {
 
 func newConn(s *Server, ws *websocket.Conn, ci domain.ContainerInstance, log *slog.Logger) *conn {
 	return &conn{
-		s: s, ws: ws, cluster: ci.Cluster, instanceID: ci.ID, needle: []byte(`"` + ci.ID + `"`), log: log,
-		tasks: map[string]*entry{}, pending: map[string]*pending{}, defs: map[string]types.TaskDefinition{},
+		s: s, ws: ws, cluster: ci.Cluster, instanceID: ci.ID, log: log,
+		tasks: map[string]*entry{}, pending: map[string]*pending{},
 	}
 }
 
 // run serves the connection until ctx ends or the connection fails; it
-// returns why.
+// returns why. It and the reader are the connection's only goroutines;
+// one timer wakes it for the next heartbeat or resend.
 func (c *conn) run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -83,15 +78,13 @@ func (c *conn) run(ctx context.Context) error {
 		<-readDone
 	}()
 
-	watch, stopWatch, err := c.resync(ctx)
-	if err != nil {
-		return err
-	}
-	defer func() { stopWatch() }()
-	heartbeat := time.NewTicker(c.s.cfg.HeartbeatInterval)
-	defer heartbeat.Stop()
-	resend := time.NewTicker(max(c.s.cfg.AckTimeout/4, time.Millisecond))
-	defer resend.Stop()
+	// Registered before anything is read: the inbox asks for the full
+	// read on connect, and holds every change after the hub's position.
+	c.in = c.s.hub.register(c.cluster, c.instanceID)
+	defer c.s.hub.unregister(c.in)
+	nextBeat := time.Now().Add(c.s.cfg.HeartbeatInterval)
+	timer := time.NewTimer(c.s.cfg.HeartbeatInterval)
+	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -101,32 +94,29 @@ func (c *conn) run(ctx context.Context) error {
 			return err
 		case id := <-acks:
 			c.ack(id)
-		case resp, ok := <-watch:
-			if ok && resp.Err == nil {
-				if err := c.changed(ctx, resp.Events); err != nil {
-					return err
-				}
-				continue
-			}
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			// Compacted, or the store's stream broke: read everything
-			// again and tell the agent all of it.
-			c.log.Info("agent channel: watch ended, resyncing", "error", resp.Err)
-			stopWatch()
-			if watch, stopWatch, err = c.resync(ctx); err != nil {
+		case <-c.in.notify:
+			if err := c.drain(ctx); err != nil {
 				return err
 			}
-		case <-heartbeat.C:
+		case <-timer.C:
+		}
+		now := time.Now()
+		if !now.Before(nextBeat) {
 			if err := c.write(agentproto.Message{Type: agentproto.TypeHeartbeat, Heartbeat: &agentproto.Heartbeat{SentAt: c.s.cfg.Clock.Now().UTC()}}); err != nil {
 				return err
 			}
-		case <-resend.C:
-			if err := c.resendDue(); err != nil {
-				return err
+			nextBeat = now.Add(c.s.cfg.HeartbeatInterval)
+		}
+		if err := c.resendDue(now); err != nil {
+			return err
+		}
+		next := nextBeat
+		for _, p := range c.pending {
+			if p.deadline.Before(next) {
+				next = p.deadline
 			}
 		}
+		timer.Reset(time.Until(next))
 	}
 }
 
@@ -177,67 +167,71 @@ func (c *conn) health(ctx context.Context, h *agentproto.Health) {
 	}
 }
 
-// resync reads the instance's tasks, sends them as a full Sync and watches
-// from the revision they were read at, so no later change is missed.
-func (c *conn) resync(ctx context.Context) (<-chan store.WatchResponse, context.CancelFunc, error) {
-	assigned, rev, err := c.s.cfg.Instances.AssignedTasks(ctx, c.cluster, c.instanceID)
-	if err != nil {
-		return nil, nil, fmt.Errorf("read the instance's tasks: %w", err)
+// drain applies what the hub has posted: the full read it asks for first,
+// then the changes after that read.
+func (c *conn) drain(ctx context.Context) error {
+	changes, resync, minRev := c.in.take()
+	if resync {
+		if err := c.resync(ctx, minRev); err != nil {
+			return err
+		}
 	}
+	return c.changed(ctx, changes)
+}
+
+// resync reads the instance's tasks at a revision of at least minRev and
+// sends them as a full Sync, which supersedes every pending one.
+func (c *conn) resync(ctx context.Context, minRev int64) error {
+	assigned, rev, err := c.s.cfg.Instances.AssignedTasks(ctx, c.cluster, c.instanceID)
+	if err == nil && rev < minRev {
+		// The cache lags the hub's watch: the changes in between were
+		// posted before this connection registered. Wait for the cache.
+		if err = store.Sync(ctx, c.s.cfg.Store); err == nil {
+			assigned, rev, err = c.s.cfg.Instances.AssignedTasks(ctx, c.cluster, c.instanceID)
+		}
+		if err == nil && rev < minRev {
+			err = fmt.Errorf("the state cache is at revision %d, behind the task watch at %d", rev, minRev)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("read the instance's tasks: %w", err)
+	}
+	c.readRev = rev
 	c.tasks = make(map[string]*entry, len(assigned))
 	clear(c.pending)
 	for _, a := range assigned {
+		// One decoded copy of each task definition for the whole server.
+		if td, err := c.s.taskDefinition(ctx, a.Record.Family, a.Record.Revision); err == nil {
+			a.TaskDefinition = td
+		}
 		c.tasks[a.Record.ID] = &entry{task: toTask(&a.Record, a.ModRevision, a.TaskDefinition)}
 	}
-	wctx, stop := context.WithCancel(ctx)
-	watch := c.s.cfg.Store.Watch(wctx, domain.TasksPrefix(c.cluster), rev)
-	if err := c.push(true, nil); err != nil {
-		stop()
-		return nil, nil, err
-	}
-	return watch, stop, nil
+	return c.push(true, nil)
 }
 
-// changed folds store events into the tasks and sends the tasks whose
+// changed folds the hub's changes into the tasks and sends the tasks whose
 // desired state changed.
-func (c *conn) changed(ctx context.Context, events []store.Event) error {
+func (c *conn) changed(ctx context.Context, changes []change) error {
 	var ids []string
-	for _, ev := range events {
-		_, id, ok := domain.ParseTaskKey(ev.KV.Key)
-		if !ok {
-			continue
+	for _, ch := range changes {
+		t := ch.task
+		if ch.rev <= c.readRev {
+			continue // in the full read already
 		}
-		if ev.Type == store.EventDelete {
-			// Reaped long after it stopped; nothing to tell.
-			if e := c.tasks[id]; e != nil && !c.referenced(id) {
-				delete(c.tasks, id)
-			}
-			continue
-		}
-		if !bytes.Contains(ev.KV.Value, c.needle) {
-			continue // another instance's task
-		}
-		var t domain.TaskRecord
-		if err := json.Unmarshal(ev.KV.Value, &t); err != nil {
-			c.log.Warn("agent channel: undecodable task record", "key", ev.KV.Key, "error", err)
-			continue
-		}
-		if t.InstanceID != c.instanceID {
-			continue
-		}
+		id := t.ID
 		stopped := aws.ToString(t.Task.LastStatus) == domain.TaskStatusStopped
 		old := c.tasks[id]
 		switch {
 		case old == nil && stopped:
 			continue // never told, and nothing left to do
-		case old != nil && old.task.Revision >= ev.KV.ModRevision:
+		case old != nil && old.task.Revision >= ch.rev:
 			continue // already read at this revision or later
 		}
-		td, err := c.taskDefinition(ctx, t.Family, t.Revision)
+		td, err := c.s.taskDefinition(ctx, t.Family, t.Revision)
 		if err != nil {
 			return err
 		}
-		task := toTask(&t, ev.KV.ModRevision, td)
+		task := toTask(t, ch.rev, td)
 		if old != nil && old.task.DesiredStatus == task.DesiredStatus && old.task.StopCode == task.StopCode && old.task.StoppedReason == task.StoppedReason {
 			// A report the agent made itself: nothing new to act on.
 			old.task.Revision = task.Revision
@@ -260,22 +254,6 @@ func (c *conn) changed(ctx context.Context, events []store.Event) error {
 		return c.push(true, nil)
 	}
 	return c.push(false, ids)
-}
-
-func (c *conn) taskDefinition(ctx context.Context, family string, revision int32) (types.TaskDefinition, error) {
-	k := family + ":" + strconv.Itoa(int(revision))
-	if td, ok := c.defs[k]; ok {
-		return td, nil
-	}
-	td, err := c.s.cfg.Instances.TaskDefinition(ctx, family, revision)
-	if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
-		return td, err
-	}
-	if len(c.defs) >= maxDefs {
-		clear(c.defs)
-	}
-	c.defs[k] = td // immutable but for status and tags, which tasks do not use
-	return td, nil
 }
 
 // push sends a new Sync (full, or of the tasks ids) and awaits its Ack.
@@ -341,8 +319,7 @@ func (c *conn) referenced(id string) bool {
 }
 
 // resendDue sends again every Sync not acknowledged in time.
-func (c *conn) resendDue() error {
-	now := time.Now()
+func (c *conn) resendDue(now time.Time) error {
 	for id, p := range c.pending {
 		if now.Before(p.deadline) {
 			continue

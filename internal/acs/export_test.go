@@ -11,3 +11,7 @@ func (s *Server) Conns() int {
 	}
 	return n
 }
+
+// HubRevision is the revision the server's task watch has dispatched every
+// change up to.
+func (s *Server) HubRevision() int64 { return s.hub.revision() }

@@ -1,10 +1,12 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -157,19 +159,24 @@ func serverTLS(endpoint, pin string) (*tls.Config, error) {
 	return nil, errdefs.InvalidArgument("server " + endpoint + " is plain HTTP off loopback: nothing proves who answers; run the server on a non-loopback --listen address (it then serves TLS) and create a new token")
 }
 
-// httpClient reaches endpoint as serverTLS says.
-func httpClient(endpoint, pin string) (*http.Client, *tls.Config, error) {
+// httpClient reaches endpoint as serverTLS says, keeping up to conns idle
+// connections (0: net/http's default).
+func httpClient(endpoint, pin string, conns int) (*http.Client, *tls.Config, error) {
 	tc, err := serverTLS(endpoint, pin)
 	if err != nil {
 		return nil, nil, err
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if conns > 0 {
+		tr.MaxIdleConns = max(tr.MaxIdleConns, 2*conns)
+		tr.MaxIdleConnsPerHost = max(tr.MaxIdleConnsPerHost, conns)
+	}
 	if tc != nil {
 		// net/http adds "h2" to the config it is given; the WebSocket
 		// dialer must not offer it, so each gets its own copy.
 		tr.TLSClientConfig = tc.Clone()
 	}
-	return &http.Client{Timeout: 60 * time.Second, Transport: tr}, tc, nil
+	return &http.Client{Timeout: 60 * time.Second, Transport: BufferBodies(tr)}, tc, nil
 }
 
 // newECSClient is the agent's ECS API client, signed with its identity.
@@ -248,4 +255,32 @@ func openState(dataDir string) (*state.DB, error) {
 		return nil, fmt.Errorf("agent data dir: %w", err)
 	}
 	return state.Open(filepath.Join(dataDir, "state.db"))
+}
+
+// BufferBodies wraps rt so that the transport gets its own copy of each
+// request body. smithy-go closes a request body as soon as the response
+// headers arrive; when a server on loopback answers before net/http's
+// write loop has made its last read of the body, that read fails and the
+// loop closes the connection under the response still being read ("use of
+// closed network connection" on a 200, aws/aws-sdk-go-v2#2737), which the
+// SDK then retries after a back-off. With a copy, the close reaches nothing
+// the transport still reads.
+func BufferBodies(rt http.RoundTripper) http.RoundTripper { return bufferedBodies{rt} }
+
+type bufferedBodies struct{ rt http.RoundTripper }
+
+func (b bufferedBodies) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body == nil || req.Body == http.NoBody {
+		return b.rt.RoundTrip(req)
+	}
+	data, err := io.ReadAll(req.Body)
+	req.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	cp := req.Clone(req.Context())
+	cp.ContentLength = int64(len(data))
+	cp.Body = io.NopCloser(bytes.NewReader(data))
+	cp.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }
+	return b.rt.RoundTrip(cp)
 }

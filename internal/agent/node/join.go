@@ -26,7 +26,7 @@ func Join(ctx context.Context, token string) (state.Identity, error) {
 	if err != nil {
 		return state.Identity{}, err
 	}
-	client, _, err := httpClient(tok.Server, tok.CAPin)
+	client, _, err := httpClient(tok.Server, tok.CAPin, 0)
 	if err != nil {
 		return state.Identity{}, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -275,4 +276,33 @@ func TestMetadataTask(t *testing.T) {
 		len(c.Networks) != 1 || c.Networks[0].IPv4Addresses[0] != "10.213.0.2" || c.Type != "NORMAL" {
 		t.Fatalf("%+v", c)
 	}
+}
+
+// TestBufferBodies: the transport under the wrapper reads a body of its
+// own; closing the caller's body (as smithy-go does once headers arrive)
+// does not touch it.
+func TestBufferBodies(t *testing.T) {
+	var got string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got = string(b)
+		w.Write([]byte("ok"))
+	}))
+	defer srv.Close()
+	c := &http.Client{Transport: BufferBodies(http.DefaultTransport)}
+	req, _ := http.NewRequest(http.MethodPost, srv.URL, io.NopCloser(strings.NewReader("payload")))
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got != "payload" {
+		t.Errorf("server read %q", got)
+	}
+	req, _ = http.NewRequest(http.MethodGet, srv.URL, nil)
+	resp, err = c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
 }

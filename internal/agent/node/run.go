@@ -87,7 +87,7 @@ func Start(ctx context.Context, cfg Config) (*Agent, error) {
 	if err := network.EnsureEndpointAddress(ctx); err != nil {
 		return nil, fmt.Errorf("task endpoint address %s: %w", network.EndpointAddress, err)
 	}
-	hc, tlsConf, err := httpClient(a.id.Endpoint, a.id.CAPin)
+	hc, tlsConf, err := httpClient(a.id.Endpoint, a.id.CAPin, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,6 @@ package node
 
 import (
 	"crypto/tls"
-	"net/http"
 
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 
@@ -18,13 +17,9 @@ import (
 // connection pool for conns concurrent calls, and the TLS configuration
 // for the agent channel (nil for plain HTTP on loopback).
 func ServerClient(id state.Identity, conns int) (*ecs.Client, *tls.Config, error) {
-	hc, tc, err := httpClient(id.Endpoint, id.CAPin)
+	hc, tc, err := httpClient(id.Endpoint, id.CAPin, conns)
 	if err != nil {
 		return nil, nil, err
-	}
-	if tr, ok := hc.Transport.(*http.Transport); ok && conns > 0 {
-		tr.MaxIdleConns = max(tr.MaxIdleConns, 2*conns)
-		tr.MaxIdleConnsPerHost = max(tr.MaxIdleConnsPerHost, conns)
 	}
 	return newECSClient(id, hc), tc, nil
 }
