@@ -158,7 +158,11 @@ if [ "$SPLIT" = 1 ]; then
 		exit 1
 	fi
 	: >"$tmp/ecs.config"
-	env "${agent_env[@]}" ECS_DATADIR="$tmp/agent" "$tmp/berth" agent --token "$token" --config "$tmp/ecs.config" \
+	# The agent runs from its own copy of the binary, as on a machine of its
+	# own: pages of a file mapped by two processes (here, the server) count
+	# in both and cannot be released by either.
+	cp "$tmp/berth" "$tmp/berth-agent"
+	env "${agent_env[@]}" ECS_DATADIR="$tmp/agent" "$tmp/berth-agent" agent --token "$token" --config "$tmp/ecs.config" \
 		"${agent_flags[@]}" >"$tmp/agent.log" 2>&1 &
 	agent=$!
 	pids+=("$agent")

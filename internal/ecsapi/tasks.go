@@ -15,7 +15,6 @@ import (
 	"github.com/berth-dev/berth/internal/arn"
 	domain "github.com/berth-dev/berth/internal/ecs"
 	"github.com/berth-dev/berth/internal/errdefs"
-	"github.com/berth-dev/berth/internal/scheduler"
 	"github.com/berth-dev/berth/internal/store"
 )
 
@@ -186,37 +185,16 @@ func (h *handlers) authorizeRoles(ctx context.Context, td *types.TaskDefinition,
 }
 
 // RunTask starts count (1–10) tasks of a task definition on the cluster's
-// container instances, placed first-fit (strategies and constraints are
-// validated and recorded but not applied yet). Tasks that cannot be placed
+// container instances, placed with the call's strategies and constraints
+// and the task definition's constraints (docs/placement.md); ExplainPlacement
+// shares its validation. Tasks that cannot be placed
 // are returned in failures with ECS's reasons, never as an error; a cluster
 // without any registered instance is InvalidParameterException, as in ECS.
 // A clientToken makes the call idempotent for 24 hours: the same token with
 // the same parameters returns the same tasks.
 func (h *handlers) RunTask(ctx context.Context, in *ecs.RunTaskInput) (*ecs.RunTaskOutput, error) {
-	pin, err := h.prepareRun(ctx, taskRun{
-		action: "RunTask", taskDefinition: in.TaskDefinition, cluster: in.Cluster, overrides: in.Overrides,
-		group: in.Group, startedBy: in.StartedBy, tags: in.Tags, propagateTags: in.PropagateTags,
-		referenceID: in.ReferenceId, execute: in.EnableExecuteCommand, networkConfig: in.NetworkConfiguration,
-	})
+	pin, err := h.prepareRunTask(ctx, in)
 	if err != nil {
-		return nil, err
-	}
-	count := int(aws.ToInt32(in.Count))
-	if in.Count == nil {
-		count = 1
-	}
-	if count < 1 || count > maxRunCount {
-		return nil, domain.InvalidParameter(fmt.Sprintf("count must be between 1 and %d.", maxRunCount))
-	}
-	pin.count = count
-	if pin.launchType, err = runLaunchType(in.LaunchType, in.CapacityProviderStrategy, pin.td); err != nil {
-		return nil, err
-	}
-	pin.opts = scheduler.Options{Strategies: in.PlacementStrategy, Constraints: in.PlacementConstraints}
-	for _, c := range pin.td.PlacementConstraints {
-		pin.opts.Constraints = append(pin.opts.Constraints, types.PlacementConstraint{Type: types.PlacementConstraintType(c.Type), Expression: c.Expression})
-	}
-	if err := scheduler.ValidateOptions(pin.opts); err != nil {
 		return nil, err
 	}
 	if tok := aws.ToString(in.ClientToken); tok != "" {

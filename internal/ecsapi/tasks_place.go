@@ -183,39 +183,25 @@ func (h *handlers) place(ctx context.Context, in placeInput) (placeResult, error
 // plan places the tasks of in on a snapshot of the cluster's instances
 // (insts, in key order) and returns placements as indexes into insts.
 func (h *handlers) plan(in placeInput, insts []keyed[domain.ContainerInstance]) ([]scheduler.Placement, []types.Failure, error) {
-	demand := scheduler.Demand{
-		CPU: in.demand.CPU, Memory: in.demand.Memory,
-		Ports: in.demand.Ports, PortsUDP: in.demand.PortsUDP,
-		Group: in.group,
-	}
-	snapshot := make([]scheduler.Instance, len(insts))
-	for i := range insts {
-		snapshot[i] = schedInstance(&insts[i].Value, h.instanceARN(in.cluster, insts[i].Value.ID))
-	}
 	if in.targets == nil {
 		// RunTask: the strategies and constraints over the live instances,
 		// oldest first (the order ties are broken in).
-		var order []int
-		for i := range insts {
-			if insts[i].Value.Status != domain.InstanceStatusInactive {
-				order = append(order, i)
-			}
-		}
-		if len(order) == 0 {
-			return nil, nil, noInstances()
-		}
-		sortByRegistration(order, insts)
-		sub := make([]scheduler.Instance, len(order))
-		for j, i := range order {
-			sub[j] = snapshot[i]
+		snap, demand, err := h.runSnapshot(in, insts)
+		if err != nil {
+			return nil, nil, err
 		}
 		opts := in.opts
 		opts.Seed = rand.Uint64() // a fresh draw per attempt: retries after a conflict choose anew
-		ps, fs := scheduler.Place(sub, demand, in.count, opts)
+		ps, fs := scheduler.Place(snap.instances, demand, in.count, opts)
 		for j := range ps {
-			ps[j].Instance = order[ps[j].Instance]
+			ps[j].Instance = snap.order[ps[j].Instance]
 		}
 		return ps, failures(fs), nil
+	}
+	demand := schedDemand(in)
+	snapshot := make([]scheduler.Instance, len(insts))
+	for i := range insts {
+		snapshot[i] = schedInstance(&insts[i].Value, h.instanceARN(in.cluster, insts[i].Value.ID))
 	}
 	// StartTask: one task on each named instance that can take it.
 	byID := map[string]int{}

@@ -139,6 +139,7 @@ func Start(ctx context.Context, cfg config.Server, log *slog.Logger) (*Server, e
 		endpoint: s.endpoint, caPin: s.caPin, limiter: newFailureLimiter(clk, joinFailureBurst, joinFailureEvery, joinFailureAddresses),
 		log: log,
 	}).register(mux)
+	(&explainPlacement{verifier: verifier, explainer: ecsapi.NewExplainer(ecsapi.Config{Store: st, Authorizer: authz, Clock: clk, Region: s.account.Region, AccountID: s.account.ID, Logger: log})}).register(mux)
 	if s.channel, err = acs.New(acs.Config{
 		Store:      st,
 		Instances:  ecsapi.Instances{Store: st, Clock: clk, Region: s.account.Region, AccountID: s.account.ID},

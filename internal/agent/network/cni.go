@@ -194,6 +194,14 @@ func (c *CNI) Attach(ctx context.Context, req Request) (Attachment, error) {
 		}
 		return rec.Attachment, nil
 	}
+	if found && rec.Prepared && req.Mode == ModeBridge && isNetNS(rec.NetNSPath) {
+		// Prepare made the namespace, and a container may already live in
+		// it: wire it, do not replace it.
+		if !rec.Matches(req) {
+			return Attachment{}, errdefs.Conflict(fmt.Sprintf("network: %s was prepared with other settings", req.ID))
+		}
+		return c.complete(ctx, rec)
+	}
 	if found || fileExists(c.netnsPath(req.ID)) {
 		// A crash interrupted an earlier Attach: undo what it got done.
 		leftover := rec.Attachment
@@ -232,12 +240,84 @@ func (c *CNI) Attach(ctx context.Context, req Request) (Attachment, error) {
 	return att, nil
 }
 
+// Prepare implements Preparer: it makes the namespace of a bridge-mode
+// request (recorded as a prepared, pending attachment) without CNI ADD.
+func (c *CNI) Prepare(ctx context.Context, req Request) (string, error) {
+	if err := req.Validate(); err != nil {
+		return "", err
+	}
+	if req.Mode != ModeBridge {
+		return "", errdefs.InvalidArgument(fmt.Sprintf("network: only bridge mode is prepared, not %q", req.Mode))
+	}
+	unlock := c.locks.lock(req.ID)
+	defer unlock()
+	rec, found, err := c.records.load(req.ID)
+	if err != nil {
+		return "", errdefs.Internal(err)
+	}
+	switch {
+	case found && (!rec.Pending || rec.Prepared) && isNetNS(rec.NetNSPath):
+		if !rec.Matches(req) {
+			return "", errdefs.Conflict(fmt.Sprintf("network: %s was prepared with other settings", req.ID))
+		}
+		return rec.NetNSPath, nil
+	case found || fileExists(c.netnsPath(req.ID)):
+		leftover := rec.Attachment
+		if !found {
+			leftover = Attachment{ID: req.ID, Mode: ModeBridge, Ports: req.Ports}
+		}
+		if err := c.teardown(ctx, leftover); err != nil {
+			return "", err
+		}
+	}
+	att := Attachment{ID: req.ID, Mode: req.Mode, Ports: req.Ports, NetNSPath: c.netnsPath(req.ID)}
+	if err := c.records.save(record{Attachment: att, Pending: true, Prepared: true}); err != nil {
+		return "", errdefs.Internal(err)
+	}
+	if err := createNetNS(att.NetNSPath); err != nil {
+		_ = c.records.remove(req.ID)
+		return "", &errdefs.Error{Kind: errdefs.ErrInternal, Message: "network: prepare " + req.ID, Cause: err}
+	}
+	return att.NetNSPath, nil
+}
+
+// complete runs CNI ADD in a prepared namespace (after CNI DEL when an
+// earlier ADD there was interrupted) and records the attachment. On
+// failure the namespace stays, still prepared, for Detach to remove.
+func (c *CNI) complete(ctx context.Context, rec record) (Attachment, error) {
+	att := rec.Attachment
+	if rec.Adding {
+		if err := c.cni.Remove(ctx, att.ID, att.NetNSPath, portMapOpt(att.Ports)); err != nil {
+			return Attachment{}, &errdefs.Error{Kind: errdefs.ErrInternal, Message: "network: attach " + att.ID, Cause: fmt.Errorf("CNI DEL of an interrupted ADD: %w", err)}
+		}
+	}
+	rec.Adding = true
+	if err := c.records.save(rec); err != nil {
+		return Attachment{}, errdefs.Internal(err)
+	}
+	ip, err := c.setup(ctx, att)
+	if err != nil {
+		return Attachment{}, &errdefs.Error{Kind: errdefs.ErrInternal, Message: "network: attach " + att.ID, Cause: err}
+	}
+	att.IPv4 = ip
+	if err := c.records.save(record{Attachment: att}); err != nil {
+		return Attachment{}, errdefs.Internal(err)
+	}
+	return att, nil
+}
+
 // add makes the namespace and runs CNI ADD in it; it returns the
 // container's IPv4 address.
 func (c *CNI) add(ctx context.Context, att Attachment) (string, error) {
 	if err := createNetNS(att.NetNSPath); err != nil {
 		return "", err
 	}
+	return c.setup(ctx, att)
+}
+
+// setup runs CNI ADD in att's namespace and returns the container's IPv4
+// address.
+func (c *CNI) setup(ctx context.Context, att Attachment) (string, error) {
 	res, err := c.cni.Setup(ctx, att.ID, att.NetNSPath, portMapOpt(att.Ports))
 	if err != nil {
 		return "", fmt.Errorf("CNI ADD: %w", err)

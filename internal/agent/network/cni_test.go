@@ -408,3 +408,44 @@ func TestCNIFailedAttachLeavesNothing(t *testing.T) {
 		t.Error("the failed Attach left its record")
 	}
 }
+
+// TestCNIPrepareThenAttach: a prepared namespace is the one Attach wires
+// (a listener started in it before the ADD answers on the host port
+// after), preparing again gives the same path, and Detach removes it all.
+func TestCNIPrepareThenAttach(t *testing.T) {
+	requireCNI(t)
+	t.Parallel()
+	c := newTestCNI(t)
+	port := networktest.FreePort(t)
+	req := network.Request{ID: "prep-a", Mode: network.ModeBridge, Ports: []network.PortMapping{{ContainerPort: 8080, HostPort: port, Protocol: "tcp"}}}
+	path, err := c.Prepare(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !network.IsNetNS(path) {
+		t.Fatalf("%s is not a mounted network namespace", path)
+	}
+	serveInNetNS(t, path, 8080, "prepared")
+	if again, err := c.Prepare(t.Context(), req); err != nil || again != path {
+		t.Fatalf("second Prepare: %q %v", again, err)
+	}
+	att := attachT(t, c, req)
+	if att.NetNSPath != path || att.IPv4 == "" {
+		t.Fatalf("attachment %+v, want the prepared namespace %s wired", att, path)
+	}
+	if again, err := c.Prepare(t.Context(), req); err != nil || again != path {
+		t.Fatalf("Prepare after Attach: %q %v", again, err)
+	}
+	if got, err := ask(net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port)))); err != nil || !strings.HasPrefix(got, "prepared ") {
+		t.Fatalf("host port: %q %v", got, err)
+	}
+	if _, err := c.Prepare(t.Context(), network.Request{ID: "prep-b", Mode: network.ModeHost}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("preparing host mode: %v", err)
+	}
+	if err := c.Detach(t.Context(), att); err != nil {
+		t.Fatal(err)
+	}
+	if network.FileExists(path) {
+		t.Errorf("after Detach, %s still exists", path)
+	}
+}

@@ -128,3 +128,13 @@ func (a Attachment) Matches(req Request) bool {
 func comparePorts(a, b PortMapping) int {
 	return cmp.Or(cmp.Compare(a.Protocol, b.Protocol), cmp.Compare(a.HostPort, b.HostPort), cmp.Compare(a.ContainerPort, b.ContainerPort))
 }
+
+// Preparer is implemented by networks whose bridge-mode namespace can be
+// made before it is wired: the agent then creates the container in the
+// namespace while Attach runs CNI ADD, instead of one after the other.
+type Preparer interface {
+	// Prepare makes the namespace of a bridge-mode request and returns its
+	// path; Attach with the same request completes the attachment. Calling
+	// it again (before or after Attach) returns the same path.
+	Prepare(ctx context.Context, req Request) (netnsPath string, err error)
+}

@@ -21,6 +21,14 @@ type record struct {
 	// attachment is complete. A pending record found later means a crash
 	// in between: its ports tell CNI DEL which DNAT rules to remove.
 	Pending bool `json:"pending,omitempty"`
+	// Prepared marks a pending record whose namespace Prepare made for a
+	// container that may already live in it: Attach completes it instead
+	// of undoing it.
+	Prepared bool `json:"prepared,omitempty"`
+	// Adding is set just before CNI ADD runs on a prepared namespace; found
+	// after a crash, it means an ADD may have half happened there, so Attach
+	// runs CNI DEL in the namespace before adding again.
+	Adding bool `json:"adding,omitempty"`
 }
 
 // decodeRecord parses and checks one record file.

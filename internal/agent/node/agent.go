@@ -54,6 +54,11 @@ type Config struct {
 	// agent `berth up` starts in its own process).
 	Enroll func(ctx context.Context, cluster string) (state.Identity, error)
 
+	// TrimStartupMemory releases, once started, the pages of the binary
+	// that only start-up used (`berth agent`: it runs alone; `berth up`
+	// shares the binary with its server, which uses them).
+	TrimStartupMemory bool
+
 	ContainerdAddress   string
 	ContainerdNamespace string
 	MetadataListen      string

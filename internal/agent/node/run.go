@@ -161,6 +161,9 @@ func Start(ctx context.Context, cfg Config) (*Agent, error) {
 // Containers keep running: a restarted agent adopts them.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.Close()
+	if a.cfg.TrimStartupMemory {
+		releaseStartupPages()
+	}
 	return a.acs.Run(ctx)
 }
 

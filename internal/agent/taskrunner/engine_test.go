@@ -659,3 +659,37 @@ func TestRestartAfterLostWrites(t *testing.T) {
 		})
 	}
 }
+
+// TestCreateWhileAttaching: with a network that prepares namespaces, a
+// bridge container is created in the prepared namespace while it is wired,
+// and the attachment is recorded; a wiring failure fails the task.
+func TestCreateWhileAttaching(t *testing.T) {
+	pn := &preparingNet{fakeNet: newFakeNet()}
+	h := newHarness(t, func(c *Config) { c.Network = pn })
+	task := newTask("t1", 1, "RUNNING", withPorts(ctr("web", "serve"), 8080))
+	h.apply(false, task)
+	running := h.waitReport(task.TaskARN, "RUNNING")
+	id := aws.ToString(reportedContainer(running, "web").RuntimeId)
+	if spec := h.rt.Specs()[id]; spec.NetNSPath != "/run/netns/"+id {
+		t.Errorf("created in %q, want the prepared namespace", spec.NetNSPath)
+	}
+	pn.mu.Lock()
+	prepared := slices.Clone(pn.prepared)
+	pn.mu.Unlock()
+	if len(prepared) != 1 || prepared[0] != id || !pn.isAttached(id) {
+		t.Errorf("prepared %v, attached %v", prepared, pn.isAttached(id))
+	}
+	if v, _ := h.eng.Task(task.TaskARN); v.Containers[0].IPv4 == "" {
+		t.Errorf("attachment not recorded: %+v", v.Containers[0])
+	}
+
+	pn.mu.Lock()
+	pn.failAttach = errors.New("CNI ADD: no addresses left")
+	pn.mu.Unlock()
+	bad := newTask("t2", 1, "RUNNING", withPorts(ctr("web", "serve"), 8080))
+	h.apply(false, bad)
+	stopped := h.waitReport(bad.TaskARN, "STOPPED")
+	if r := aws.ToString(reportedContainer(stopped, "web").Reason); !strings.Contains(r, "ResourceInitializationError") || !strings.Contains(r, "no addresses left") {
+		t.Errorf("reason %q", r)
+	}
+}

@@ -69,6 +69,33 @@ func (f *fakeNet) isAttached(id string) bool {
 	return ok
 }
 
+// preparingNet is a fakeNet that also prepares bridge namespaces
+// (network.Preparer), as the CNI network does; failAttach makes the Attach
+// after a Prepare fail.
+type preparingNet struct {
+	*fakeNet
+	mu         sync.Mutex
+	prepared   []string
+	failAttach error
+}
+
+func (p *preparingNet) Prepare(_ context.Context, req network.Request) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.prepared = append(p.prepared, req.ID)
+	return "/run/netns/" + req.ID, nil
+}
+
+func (p *preparingNet) Attach(ctx context.Context, req network.Request) (network.Attachment, error) {
+	p.mu.Lock()
+	err := p.failAttach
+	p.mu.Unlock()
+	if err != nil {
+		return network.Attachment{}, err
+	}
+	return p.fakeNet.Attach(ctx, req)
+}
+
 // fakeReporter records reports in the order they arrive; it can refuse
 // the first calls to test the retries.
 type fakeReporter struct {

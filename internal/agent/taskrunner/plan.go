@@ -494,8 +494,9 @@ func parseEnvFile(data []byte) ([]string, error) {
 	return out, nil
 }
 
-// spec builds the runtime spec of a container.
-func (e *Engine) spec(t agentproto.Task, p *taskPlan, c *ctrPlan, rec *ctrRec) (runtime.ContainerSpec, *failure) {
+// spec builds the runtime spec of a container in the network namespace at
+// netnsPath (its recorded attachment's, or one prepared while CNI wires it).
+func (e *Engine) spec(t agentproto.Task, p *taskPlan, c *ctrPlan, rec *ctrRec, netnsPath string) (runtime.ContainerSpec, *failure) {
 	def := c.def
 	if aws.ToBool(def.Privileged) && e.cfg.PrivilegedDisabled {
 		return runtime.ContainerSpec{}, failf(c.name, "CannotCreateContainerError: container %s: privileged containers are disabled on this container instance (ECS_DISABLE_PRIVILEGED)", c.name)
@@ -536,9 +537,7 @@ func (e *Engine) spec(t agentproto.Task, p *taskPlan, c *ctrPlan, rec *ctrRec) (
 	if o := c.override; o != nil && o.Command != nil {
 		s.Command = o.Command
 	}
-	if rec.Attachment != nil {
-		s.NetNSPath = rec.Attachment.NetNSPath
-	}
+	s.NetNSPath = netnsPath
 	if s.NetNSPath != runtime.NetNSHost {
 		s.Hostname = aws.ToString(def.Hostname)
 	}

@@ -581,40 +581,14 @@ func (r *runner) bringUp(ctx context.Context, i int) {
 				return
 			}
 		}
-		if c.Attachment == nil {
-			var ports []network.PortMapping
-			for _, p := range c.Ports {
-				ports = append(ports, network.PortMapping{ContainerPort: p.ContainerPort, HostPort: p.HostPort, Protocol: p.Protocol})
-			}
-			att, err := r.e.cfg.Network.Attach(ctx, network.Request{ID: c.RuntimeID, Mode: r.plan.mode, Ports: ports})
-			if ctx.Err() != nil {
-				return
-			}
-			if err != nil {
-				r.fail(failf(c.Name, "ResourceInitializationError: failed to set up the network of container %s: %v", c.Name, err))
-				return
-			}
-			r.edit(func(*taskRec) { c.Attachment = &att })
-			r.save()
-		}
-		r.mu.Lock()
-		desired := r.rec.Desired
-		r.mu.Unlock()
-		spec, f := r.e.spec(desired, r.plan, cp, c)
-		if f != nil {
-			r.fail(f)
+		if !r.createWhileAttaching(ctx, i) {
 			return
 		}
-		err := rt.Create(ctx, spec)
-		if ctx.Err() != nil {
-			return
-		}
-		if err != nil {
-			r.fail(failf(c.Name, "CannotCreateContainerError: %v", err))
-			return
-		}
-		r.edit(func(*taskRec) { c.Status, c.CreatedAt = ctrCreated, r.now() })
-		r.save()
+	}
+	// A container a crashed run created before it recorded the network
+	// (createWhileAttaching) still needs it.
+	if c.Attachment == nil && !r.attach(ctx, i) {
+		return
 	}
 	r.spawnWaiter(i)
 	err := rt.Start(ctx, c.RuntimeID)
@@ -628,6 +602,122 @@ func (r *runner) bringUp(ctx context.Context, i int) {
 	r.edit(func(*taskRec) { c.Status, c.StartedAt = ctrRunning, r.now() })
 	r.save()
 	r.spawnHealth(i)
+}
+
+// netRequest is container i's network request.
+func (r *runner) netRequest(i int) network.Request {
+	c := r.rec.Containers[i]
+	var ports []network.PortMapping
+	for _, p := range c.Ports {
+		ports = append(ports, network.PortMapping{ContainerPort: p.ContainerPort, HostPort: p.HostPort, Protocol: p.Protocol})
+	}
+	return network.Request{ID: c.RuntimeID, Mode: r.plan.mode, Ports: ports}
+}
+
+// attach sets up container i's network and records it; false when the task
+// failed or ctx ended.
+func (r *runner) attach(ctx context.Context, i int) bool {
+	c := r.rec.Containers[i]
+	att, err := r.e.cfg.Network.Attach(ctx, r.netRequest(i))
+	if ctx.Err() != nil {
+		return false
+	}
+	if err != nil {
+		r.fail(failf(c.Name, "ResourceInitializationError: failed to set up the network of container %s: %v", c.Name, err))
+		return false
+	}
+	r.edit(func(*taskRec) { c.Attachment = &att })
+	r.save()
+	return true
+}
+
+// createWhileAttaching creates container i. In bridge mode, with a network
+// that can prepare namespaces, the container is created in its prepared
+// namespace while CNI wires it, instead of after: the two take about as
+// long as each other. Either way the network is recorded before the
+// container counts as created. False when the task failed or ctx ended.
+func (r *runner) createWhileAttaching(ctx context.Context, i int) bool {
+	c, cp := r.rec.Containers[i], r.plan.containers[i]
+	prep, ok := r.e.cfg.Network.(network.Preparer)
+	if c.Attachment != nil || !ok || r.plan.mode != network.ModeBridge {
+		if c.Attachment == nil && !r.attach(ctx, i) {
+			return false
+		}
+		return r.create(ctx, i)
+	}
+	req := r.netRequest(i)
+	nsPath, err := prep.Prepare(ctx, req)
+	if ctx.Err() != nil {
+		return false
+	}
+	if err != nil {
+		r.fail(failf(c.Name, "ResourceInitializationError: failed to set up the network of container %s: %v", c.Name, err))
+		return false
+	}
+	type attached struct {
+		att network.Attachment
+		err error
+	}
+	done := make(chan attached, 1)
+	go func() { // waited for below, on every path
+		att, err := r.e.cfg.Network.Attach(ctx, req)
+		done <- attached{att, err}
+	}()
+	spec, f := r.e.spec(r.desired(), r.plan, cp, c, nsPath)
+	var createErr error
+	if f == nil {
+		createErr = r.e.cfg.Runtime.Create(ctx, spec)
+	}
+	res := <-done
+	if ctx.Err() != nil {
+		return false
+	}
+	if res.err == nil {
+		r.edit(func(*taskRec) { c.Attachment = &res.att })
+		r.save()
+	}
+	switch {
+	case f != nil:
+		r.fail(f)
+		return false
+	case createErr != nil:
+		r.fail(failf(c.Name, "CannotCreateContainerError: %v", createErr))
+		return false
+	case res.err != nil:
+		r.fail(failf(c.Name, "ResourceInitializationError: failed to set up the network of container %s: %v", c.Name, res.err))
+		return false
+	}
+	r.edit(func(*taskRec) { c.Status, c.CreatedAt = ctrCreated, r.now() })
+	r.save()
+	return true
+}
+
+// create creates container i in its recorded network.
+func (r *runner) create(ctx context.Context, i int) bool {
+	c, cp := r.rec.Containers[i], r.plan.containers[i]
+	spec, f := r.e.spec(r.desired(), r.plan, cp, c, c.Attachment.NetNSPath)
+	if f != nil {
+		r.fail(f)
+		return false
+	}
+	err := r.e.cfg.Runtime.Create(ctx, spec)
+	if ctx.Err() != nil {
+		return false
+	}
+	if err != nil {
+		r.fail(failf(c.Name, "CannotCreateContainerError: %v", err))
+		return false
+	}
+	r.edit(func(*taskRec) { c.Status, c.CreatedAt = ctrCreated, r.now() })
+	r.save()
+	return true
+}
+
+// desired is the newest desired state.
+func (r *runner) desired() agentproto.Task {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.rec.Desired
 }
 
 // spawnWaiter forwards container i's exit to the run loop.
