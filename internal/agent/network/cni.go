@@ -37,7 +37,7 @@ const cniVersion = "1.0.0"
 const ifName = "eth0"
 
 // requiredPlugins are the chain's plugin binaries.
-var requiredPlugins = []string{"bridge", "host-local", "portmap", "firewall"}
+var requiredPlugins = []string{"bridge", "host-local", "portmap"}
 
 // Config configures a CNI network. Two agents on one machine must differ in
 // BridgeName (or run in separate network namespaces), Subnet and DataDir.
@@ -71,8 +71,9 @@ type CNI struct {
 
 var _ Network = (*CNI)(nil)
 
-// NewCNI checks cfg, creates its directories and loads the conflist. It
-// touches no network state: the bridge appears with the first Attach.
+// NewCNI checks cfg, creates its directories, loads the conflist and
+// installs the bridge's host rules (hostrules.go); the bridge itself
+// appears with the first Attach.
 func NewCNI(cfg Config) (*CNI, error) {
 	if len(cfg.PluginDirs) == 0 {
 		cfg.PluginDirs = DefaultPluginDirs
@@ -124,6 +125,9 @@ func NewCNI(cfg Config) (*CNI, error) {
 	if err := c.cni.Load(gocni.WithConfListBytes(conf)); err != nil {
 		return nil, fmt.Errorf("network: load conflist: %w", err)
 	}
+	if err := c.ensureHostRules(context.Background()); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
@@ -153,7 +157,7 @@ func (c *CNI) conflist(subnet netip.Prefix) ([]byte, error) {
 		"type":        "bridge",
 		"bridge":      c.cfg.BridgeName,
 		"isGateway":   true,
-		"ipMasq":      true,
+		"ipMasq":      false, // one rule per bridge instead: hostrules.go
 		"hairpinMode": true,
 		"ipam":        ipam,
 	}
@@ -166,7 +170,6 @@ func (c *CNI) conflist(subnet netip.Prefix) ([]byte, error) {
 		"plugins": []any{
 			bridge,
 			map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}},
-			map[string]any{"type": "firewall", "backend": "iptables"},
 		},
 	})
 }

@@ -78,14 +78,13 @@ func TestConflist(t *testing.T) {
 		"cniVersion": "1.0.0",
 		"name":       c.netName,
 		"plugins": []any{
-			map[string]any{"type": "bridge", "bridge": "br9", "isGateway": true, "ipMasq": true, "hairpinMode": true, "mtu": 1400.0,
+			map[string]any{"type": "bridge", "bridge": "br9", "isGateway": true, "ipMasq": false, "hairpinMode": true, "mtu": 1400.0,
 				"ipam": map[string]any{
 					"type": "host-local", "dataDir": "/var/lib/berth/network/ipam",
 					"ranges": []any{[]any{map[string]any{"subnet": "10.9.0.0/24", "gateway": "10.9.0.1"}}},
 					"routes": []any{map[string]any{"dst": "0.0.0.0/0"}},
 				}},
 			map[string]any{"type": "portmap", "capabilities": map[string]any{"portMappings": true}},
-			map[string]any{"type": "firewall", "backend": "iptables"},
 		},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {

@@ -99,11 +99,14 @@ func newTestCNI(t *testing.T, adjust ...func(*network.Config)) *network.CNI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Rules name the network in comments (ipMasq, portmap) or the
-	// container's address (firewall); the subnet is this test's alone.
+	// Rules name the network in comments (portmap) or the subnet (the
+	// bridge's host rules, removed first); the subnet is this test's alone.
 	subnet := netip.MustParsePrefix(cfg.Subnet)
 	subnetRE := regexp.MustCompile(`(^|[^0-9.])` + regexp.QuoteMeta(strings.TrimSuffix(subnet.Addr().String(), "0")) + `[0-9]+/`)
 	t.Cleanup(func() {
+		if err := c.RemoveHostRules(context.Background()); err != nil {
+			t.Error(err)
+		}
 		for _, table := range []string{"nat", "filter"} {
 			for _, rule := range iptablesRules(t, table) {
 				if strings.Contains(rule, c.NetName()) || subnetRE.MatchString(rule) {
