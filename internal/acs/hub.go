@@ -126,7 +126,7 @@ func (h *hub) run(ctx context.Context) {
 		ch, err := h.open(wctx, fresh)
 		if err == nil {
 			var progressed bool
-			progressed, err = h.consume(ctx, ch)
+			progressed, err = store.Follow(ctx, ch, h.post)
 			if progressed {
 				failures = 0
 			}
@@ -173,27 +173,6 @@ func (h *hub) open(ctx context.Context, fresh bool) (<-chan store.WatchResponse,
 		}
 	}
 	return ch, nil
-}
-
-// consume posts the changes of ch until it fails or ctx ends, and reports
-// whether anything arrived.
-func (h *hub) consume(ctx context.Context, ch <-chan store.WatchResponse) (bool, error) {
-	progressed := false
-	for {
-		select {
-		case resp, ok := <-ch:
-			if !ok {
-				return progressed, errors.New("watch closed")
-			}
-			if resp.Err != nil {
-				return progressed, resp.Err
-			}
-			h.post(resp)
-			progressed = true
-		case <-ctx.Done():
-			return progressed, ctx.Err()
-		}
-	}
 }
 
 // post hands one response's changes out. It holds mu throughout, so that

@@ -133,3 +133,26 @@ type Store interface {
 	// Close releases the store's resources.
 	Close() error
 }
+
+// Follow calls apply with each response of a watch until the watch reports
+// an error, closes, or ctx ends, and returns that error and whether any
+// response arrived (a watcher that made progress may resume at once).
+func Follow(ctx context.Context, ch <-chan WatchResponse, apply func(WatchResponse)) (progressed bool, err error) {
+	for {
+		select {
+		case resp, ok := <-ch:
+			if !ok {
+				return progressed, errWatchClosed
+			}
+			if resp.Err != nil {
+				return progressed, resp.Err
+			}
+			apply(resp)
+			progressed = true
+		case <-ctx.Done():
+			return progressed, ctx.Err()
+		}
+	}
+}
+
+var errWatchClosed = errors.New("watch closed")

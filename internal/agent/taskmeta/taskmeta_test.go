@@ -567,7 +567,7 @@ func TestServer(t *testing.T) {
 				if time.Now().After(deadline) {
 					t.Fatal("server still accepts connections after stopping")
 				}
-				time.Sleep(10 * time.Millisecond)
+				<-time.After(10 * time.Millisecond) // the next poll
 			}
 			if err := s.Close(); err != nil {
 				t.Errorf("Close after stop: %v", err)

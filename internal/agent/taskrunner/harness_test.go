@@ -293,7 +293,7 @@ func (h *harness) waitFor(what string, cond func() bool) {
 		if time.Now().After(deadline) {
 			h.t.Fatalf("timed out waiting for %s; reports: %v", what, h.events())
 		}
-		time.Sleep(2 * time.Millisecond)
+		<-time.After(2 * time.Millisecond) // the next poll
 	}
 }
 

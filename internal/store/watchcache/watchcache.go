@@ -211,7 +211,7 @@ func (c *Cache) run(ctx context.Context, ch <-chan store.WatchResponse, wcancel 
 	defer close(c.done)
 	failures := 0
 	for {
-		progressed, err := c.consume(ctx, ch)
+		progressed, err := store.Follow(ctx, ch, c.apply)
 		wcancel()
 		if ctx.Err() != nil {
 			return
@@ -238,27 +238,6 @@ func (c *Cache) run(ctx context.Context, ch <-chan store.WatchResponse, wcancel 
 			}
 			wcancel()
 			relist = true
-		}
-	}
-}
-
-// consume applies responses from ch until it fails or closes. It reports
-// whether anything was applied.
-func (c *Cache) consume(ctx context.Context, ch <-chan store.WatchResponse) (bool, error) {
-	progressed := false
-	for {
-		select {
-		case resp, ok := <-ch:
-			if !ok {
-				return progressed, errors.New("watch closed")
-			}
-			if resp.Err != nil {
-				return progressed, resp.Err
-			}
-			c.apply(resp)
-			progressed = true
-		case <-ctx.Done():
-			return progressed, ctx.Err()
 		}
 	}
 }
