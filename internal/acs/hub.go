@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berth-dev/berth/internal/clock"
 	domain "github.com/berth-dev/berth/internal/ecs"
 	"github.com/berth-dev/berth/internal/store"
 )
@@ -119,7 +120,7 @@ func (h *hub) run(ctx context.Context) {
 	failures := 0
 	fresh := true // no position to resume from: start at the current revision
 	for {
-		if failures > 0 && !sleep(ctx, backoff(failures-1)) {
+		if failures > 0 && !clock.Sleep(ctx, backoff(failures-1)) {
 			return
 		}
 		wctx, cancel := context.WithCancel(ctx)
@@ -277,18 +278,4 @@ func backoff(failures int) time.Duration {
 		return 0
 	}
 	return min(hubMinBackoff<<min(failures-1, 16), hubMaxBackoff)
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

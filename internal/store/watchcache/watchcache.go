@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berth-dev/berth/internal/clock"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/store"
 )
@@ -221,7 +222,7 @@ func (c *Cache) run(ctx context.Context, ch <-chan store.WatchResponse, wcancel 
 		}
 		relist := errors.Is(err, store.ErrCompacted)
 		for {
-			if !sleep(ctx, backoff(failures)) {
+			if !clock.Sleep(ctx, backoff(failures)) {
 				return
 			}
 			failures++
@@ -287,19 +288,4 @@ func backoff(failures int) time.Duration {
 	}
 	d := minBackoff << min(failures-1, 10)
 	return min(d, maxBackoff)
-}
-
-// sleep waits d or until ctx ends, reporting whether ctx is still live.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
