@@ -85,10 +85,11 @@ type ContainerInstance struct {
 	Attributes  []types.Attribute  `json:"attributes,omitempty"`
 	VersionInfo *types.VersionInfo `json:"versionInfo,omitempty"`
 	Tags        []types.Tag        `json:"tags,omitempty"`
-	// RunningTasks counts tasks that have started and are not STOPPED;
-	// PendingTasks those not started yet and not STOPPED.
-	RunningTasks int32 `json:"runningTasks"`
-	PendingTasks int32 `json:"pendingTasks"`
+	// The record holds no pending/running task counts: a task's start
+	// would rewrite it and conflict with placements on the same instance.
+	// They are counted from the instance's index keys and task records
+	// (TaskCounts). Records written before kept "runningTasks" and
+	// "pendingTasks" fields; decoding ignores them.
 	// Groups counts the instance's tasks that are not STOPPED by task group
 	// (placement's spread, distinctInstance and task:group read it).
 	Groups         map[string]int32 `json:"groups,omitempty"`
@@ -128,13 +129,12 @@ func unionPorts(reserved, used []int32) []int32 {
 	return out
 }
 
-// Reserve debits a task's reservation and counts it as pending in group.
+// Reserve debits a task's reservation and counts it in group.
 func (ci *ContainerInstance) Reserve(r Resources, group string) {
 	ci.Used.CPU += r.CPU
 	ci.Used.Memory += r.Memory
 	ci.Used.Ports = append(ci.Used.Ports, r.Ports...)
 	ci.Used.PortsUDP = append(ci.Used.PortsUDP, r.PortsUDP...)
-	ci.PendingTasks++
 	if ci.Groups == nil {
 		ci.Groups = map[string]int32{}
 	}
@@ -142,8 +142,6 @@ func (ci *ContainerInstance) Reserve(r Resources, group string) {
 }
 
 // Release credits back a reservation made by Reserve for a task in group.
-// The task's count (pending or running) is adjusted by the caller through
-// Count.
 func (ci *ContainerInstance) Release(r Resources, group string) {
 	ci.Used.CPU = max(ci.Used.CPU-r.CPU, 0)
 	ci.Used.Memory = max(ci.Used.Memory-r.Memory, 0)
@@ -169,26 +167,21 @@ func removePorts(used, release []int32) []int32 {
 	return out
 }
 
-// Count moves one task from phase from to phase to in the instance's task
-// counts.
-func (ci *ContainerInstance) Count(from, to TaskPhase) {
-	if from == to {
-		return
-	}
-	adjust := func(p TaskPhase, d int32) {
-		switch p {
-		case PhasePending:
-			ci.PendingTasks = max(ci.PendingTasks+d, 0)
-		case PhaseRunning:
-			ci.RunningTasks = max(ci.RunningTasks+d, 0)
-		}
-	}
-	adjust(from, -1)
-	adjust(to, 1)
+// TaskCounts are an instance's tasks that are not STOPPED, by phase:
+// DescribeContainerInstances' pendingTasksCount and runningTasksCount.
+type TaskCounts struct {
+	Pending, Running int32
 }
 
-// LiveTasks is the number of the instance's tasks that are not STOPPED.
-func (ci *ContainerInstance) LiveTasks() int32 { return ci.RunningTasks + ci.PendingTasks }
+// Add counts one task in phase p (STOPPED tasks count nowhere).
+func (n *TaskCounts) Add(p TaskPhase) {
+	switch p {
+	case PhasePending:
+		n.Pending++
+	case PhaseRunning:
+		n.Running++
+	}
+}
 
 // Touch records a change: the version goes up and UpdatedAt moves.
 func (ci *ContainerInstance) Touch(now time.Time) {
@@ -219,8 +212,9 @@ func InstanceViewOf(include []types.ContainerInstanceField) (InstanceView, error
 	return v, nil
 }
 
-// ToAPI renders the instance as DescribeContainerInstances returns it.
-func (ci *ContainerInstance) ToAPI(region, account string, view InstanceView) types.ContainerInstance {
+// ToAPI renders the instance as DescribeContainerInstances returns it,
+// with its task counts.
+func (ci *ContainerInstance) ToAPI(region, account string, view InstanceView, tasks TaskCounts) types.ContainerInstance {
 	vi := ci.VersionInfo
 	if vi == nil {
 		vi = &types.VersionInfo{}
@@ -231,8 +225,8 @@ func (ci *ContainerInstance) ToAPI(region, account string, view InstanceView) ty
 		AgentConnected:       ci.AgentConnected,
 		RegisteredResources:  RenderResources(ci.Registered, ci.OtherResources),
 		RemainingResources:   RenderResources(ci.Remaining(), ci.OtherResources),
-		RunningTasksCount:    ci.RunningTasks,
-		PendingTasksCount:    ci.PendingTasks,
+		RunningTasksCount:    tasks.Running,
+		PendingTasksCount:    tasks.Pending,
 		Attributes:           renderAttributes(ci.Attributes),
 		Attachments:          []types.Attachment{},
 		RegisteredAt:         aws.Time(ci.RegisteredAt),

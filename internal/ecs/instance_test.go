@@ -1,6 +1,7 @@
 package ecs
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -66,19 +67,14 @@ func TestInstanceAccounting(t *testing.T) {
 	if diff := cmp.Diff(want, rem); diff != "" {
 		t.Errorf("remaining (-want +got):\n%s", diff)
 	}
-	if ci.PendingTasks != 2 || ci.Groups["family:web"] != 2 {
+	if ci.Groups["family:web"] != 2 {
 		t.Errorf("counts: %+v", ci)
 	}
-	ci.Count(PhasePending, PhaseRunning)
-	if ci.PendingTasks != 1 || ci.RunningTasks != 1 {
-		t.Errorf("after start: pending %d running %d", ci.PendingTasks, ci.RunningTasks)
-	}
 	ci.Release(Resources{CPU: 256, Memory: 512, Ports: []int32{8080}}, "family:web")
-	ci.Count(PhaseRunning, PhaseStopped)
 	if rem := ci.Remaining(); rem.CPU != 768 || rem.Memory != 1536 || !cmp.Equal(rem.Ports, []int32{22, 80}) {
 		t.Errorf("after release: %+v", rem)
 	}
-	if ci.RunningTasks != 0 || ci.LiveTasks() != 1 || ci.Groups["family:web"] != 1 {
+	if ci.Groups["family:web"] != 1 {
 		t.Errorf("after stop: %+v", ci)
 	}
 	ci.Release(Resources{CPU: 256, Memory: 512, Ports: []int32{80}, PortsUDP: []int32{53}}, "family:web")
@@ -101,7 +97,10 @@ func TestInstanceToAPI(t *testing.T) {
 		Tags:       []types.Tag{{Key: aws.String("k"), Value: aws.String("v")}},
 		Version:    3,
 	}
-	got := ci.ToAPI("us-east-1", "123456789012", InstanceView{})
+	got := ci.ToAPI("us-east-1", "123456789012", InstanceView{}, TaskCounts{Pending: 2, Running: 5})
+	if got.PendingTasksCount != 2 || got.RunningTasksCount != 5 {
+		t.Errorf("task counts: pending %d, running %d", got.PendingTasksCount, got.RunningTasksCount)
+	}
 	if aws.ToString(got.ContainerInstanceArn) != "arn:aws:ecs:us-east-1:123456789012:container-instance/prod/0123456789abcdef0123456789abcdef" {
 		t.Errorf("arn %s", aws.ToString(got.ContainerInstanceArn))
 	}
@@ -121,7 +120,7 @@ func TestInstanceToAPI(t *testing.T) {
 	if got.RegisteredResources[3].StringSetValue == nil {
 		t.Error("an empty port set must render as []")
 	}
-	full := ci.ToAPI("us-east-1", "123456789012", InstanceView{Tags: true, Health: true})
+	full := ci.ToAPI("us-east-1", "123456789012", InstanceView{Tags: true, Health: true}, TaskCounts{})
 	if len(full.Tags) != 1 || full.HealthStatus == nil || full.HealthStatus.OverallStatus != types.InstanceHealthCheckStateInsufficientData {
 		t.Errorf("full view: %+v", full)
 	}
@@ -181,5 +180,37 @@ func TestAttributesMergeAndLimit(t *testing.T) {
 	err := CheckCustomAttributeLimit(append(attrs, attr("k", "v")))
 	if !errors.Is(err, ErrAttributeLimitExceeded) || !errors.Is(err, errdefs.ErrLimitExceeded) {
 		t.Errorf("11 custom: %v", err)
+	}
+}
+
+// Records written before the counts moved out of the instance record still
+// decode, and their stale counts are not carried into what is written back.
+func TestInstanceRecordWithOldCounts(t *testing.T) {
+	old := `{"id":"0123456789abcdef0123456789abcdef","cluster":"prod","status":"ACTIVE",` +
+		`"registered":{"cpu":1024,"memory":2048},"used":{"cpu":256,"memory":512},` +
+		`"runningTasks":3,"pendingTasks":1,"groups":{"family:web":4},"version":7}`
+	var ci ContainerInstance
+	if err := json.Unmarshal([]byte(old), &ci); err != nil {
+		t.Fatal(err)
+	}
+	if ci.ID != "0123456789abcdef0123456789abcdef" || ci.Used.CPU != 256 || ci.Groups["family:web"] != 4 || ci.Version != 7 {
+		t.Errorf("decoded %+v", ci)
+	}
+	b, err := json.Marshal(ci)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := string(b); strings.Contains(s, "runningTasks") || strings.Contains(s, "pendingTasks") {
+		t.Errorf("written back with counts: %s", s)
+	}
+}
+
+func TestTaskCounts(t *testing.T) {
+	var n TaskCounts
+	for _, p := range []TaskPhase{PhasePending, PhaseRunning, PhaseRunning, PhaseStopped, PhasePending, PhaseRunning} {
+		n.Add(p)
+	}
+	if n != (TaskCounts{Pending: 2, Running: 3}) {
+		t.Errorf("counts %+v", n)
 	}
 }

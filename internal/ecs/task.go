@@ -62,16 +62,31 @@ const (
 )
 
 // Phase says how the task counts on its instance.
-func (t *TaskRecord) Phase() TaskPhase {
+func (t *TaskRecord) Phase() TaskPhase { return phaseOf(t.Task.LastStatus, t.Task.StartedAt) }
+
+func phaseOf(lastStatus *string, startedAt *time.Time) TaskPhase {
 	switch {
-	case aws.ToString(t.Task.LastStatus) == TaskStatusStopped:
+	case aws.ToString(lastStatus) == TaskStatusStopped:
 		return PhaseStopped
-	case t.Task.StartedAt != nil:
+	case startedAt != nil:
 		return PhaseRunning
 	default:
 		return PhasePending
 	}
 }
+
+// TaskPhaseView is the part of a stored TaskRecord that Phase reads.
+// Decoding a record into it (to count an instance's tasks) keeps only two
+// fields of the record.
+type TaskPhaseView struct {
+	Task struct {
+		LastStatus *string
+		StartedAt  *time.Time
+	} `json:"task"`
+}
+
+// Phase is TaskRecord.Phase of the record v was decoded from.
+func (v *TaskPhaseView) Phase() TaskPhase { return phaseOf(v.Task.LastStatus, v.Task.StartedAt) }
 
 // NewTaskInput is what NewTask needs to build a task.
 type NewTaskInput struct {

@@ -1,6 +1,7 @@
 package ecs
 
 import (
+	"encoding/json"
 	"errors"
 	"regexp"
 	"strings"
@@ -187,8 +188,10 @@ func TestTaskLifecycle(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		checkPhaseView(t, &rec)
 		return changed
 	}
+	checkPhaseView(t, &rec)
 	if !apply(TaskReport{Status: "PENDING", PullStartedAt: &pull}, at(1)) {
 		t.Fatal("PENDING changed nothing")
 	}
@@ -307,5 +310,22 @@ func TestTaskReportErrorsAndHealth(t *testing.T) {
 	_, _ = rec.Apply(TaskReport{Containers: []ContainerReport{{Name: "app", Reason: long}}}, start)
 	if r := aws.ToString(rec.Task.Containers[0].Reason); len(r) > MaxContainerReason || !strings.HasPrefix(long, r) {
 		t.Errorf("reason not cut at a character boundary within %d bytes: %d bytes", MaxContainerReason, len(r))
+	}
+}
+
+// checkPhaseView checks that the stored form of rec, decoded into a
+// TaskPhaseView, has rec's phase (instances' task counts are read so).
+func checkPhaseView(t *testing.T, rec *TaskRecord) {
+	t.Helper()
+	b, err := json.Marshal(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v TaskPhaseView
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatal(err)
+	}
+	if v.Phase() != rec.Phase() {
+		t.Errorf("phase view %d, record %d (status %s)", v.Phase(), rec.Phase(), aws.ToString(rec.Task.LastStatus))
 	}
 }

@@ -148,21 +148,21 @@ func (e *Explainer) ExplainPlacement(ctx context.Context, in *ecs.RunTaskInput) 
 	if _, _, err := h.activeCluster(ctx, pin.cluster); err != nil {
 		return nil, err
 	}
-	insts, err := h.listInstances(ctx, pin.cluster)
+	snap, err := h.instanceSnapshot(ctx, pin.cluster)
 	if err != nil {
 		return nil, err
 	}
-	snap, demand, err := h.runSnapshot(pin, insts)
+	live, demand, err := h.runInstances(ctx, pin, snap)
 	if err != nil {
 		return nil, err
 	}
 	opts := pin.opts
 	opts.Seed = rand.Uint64()
-	dec, err := scheduler.Decide(snap.instances, demand, pin.count, opts)
+	dec, err := scheduler.Decide(live, demand, pin.count, opts)
 	if err != nil {
 		return nil, err
 	}
-	return explanation(pin, snap, insts, dec), nil
+	return explanation(pin, live, dec), nil
 }
 
 // prepareRunTask is RunTask's validation: prepareRun's, then the count,
@@ -198,34 +198,21 @@ func (h *handlers) prepareRunTask(ctx context.Context, in *ecs.RunTaskInput) (pl
 	return pin, nil
 }
 
-// runSnapshot is what RunTask places on: the cluster's live (not
-// INACTIVE) instances, oldest registration first.
-type runSnapshot struct {
-	instances []scheduler.Instance
-	// order maps a snapshot index to its index in the listing.
-	order []int
-}
-
-// runSnapshot builds RunTask's snapshot of insts (the cluster's instances
-// in key order) and the task's demand. A cluster without a live instance
-// is InvalidParameterException, as in ECS.
-func (h *handlers) runSnapshot(in placeInput, insts []keyed[domain.ContainerInstance]) (runSnapshot, scheduler.Demand, error) {
+// runInstances is what RunTask places on: the snapshot's live (not
+// INACTIVE) instances, oldest registration first, with their running task
+// counts when a constraint reads them; and the task's demand. A cluster
+// without a live instance is InvalidParameterException, as in ECS. The
+// instances are shared and read-only.
+func (h *handlers) runInstances(ctx context.Context, in placeInput, snap *instSnapshot) ([]scheduler.Instance, scheduler.Demand, error) {
 	demand := schedDemand(in)
-	var s runSnapshot
-	for i := range insts {
-		if insts[i].Value.Status != domain.InstanceStatusInactive {
-			s.order = append(s.order, i)
-		}
+	if len(snap.live) == 0 {
+		return nil, demand, noInstances()
 	}
-	if len(s.order) == 0 {
-		return s, demand, noInstances()
+	if readsRunningCount(in.opts.Constraints) {
+		live, err := h.withRunningCounts(ctx, in.cluster, snap.live)
+		return live, demand, err
 	}
-	sortByRegistration(s.order, insts)
-	s.instances = make([]scheduler.Instance, len(s.order))
-	for j, i := range s.order {
-		s.instances[j] = schedInstance(&insts[i].Value, h.instanceARN(in.cluster, insts[i].Value.ID))
-	}
-	return s, demand, nil
+	return snap.live, demand, nil
 }
 
 // schedDemand is what one task of in needs, for the scheduler.
@@ -238,7 +225,7 @@ func schedDemand(in placeInput) scheduler.Demand {
 }
 
 // explanation renders a decision.
-func explanation(pin placeInput, snap runSnapshot, insts []keyed[domain.ContainerInstance], dec scheduler.Decision) *PlacementExplanation {
+func explanation(pin placeInput, live []scheduler.Instance, dec scheduler.Decision) *PlacementExplanation {
 	x := &PlacementExplanation{
 		Cluster:           pin.cluster,
 		TaskDefinitionArn: aws.ToString(pin.td.TaskDefinitionArn),
@@ -268,19 +255,18 @@ func explanation(pin placeInput, snap runSnapshot, insts []keyed[domain.Containe
 		x.Constraints = append(x.Constraints, ExplainedConstraint{Type: string(c.Type), Expression: aws.ToString(c.Expression)})
 	}
 	for _, p := range dec.Placements {
-		x.Placements = append(x.Placements, ExplainedPlacement{ContainerInstanceArn: p.InstanceARN, ContainerInstanceID: snap.instances[p.Instance].Name})
+		x.Placements = append(x.Placements, ExplainedPlacement{ContainerInstanceArn: p.InstanceARN, ContainerInstanceID: live[p.Instance].Name})
 	}
 	for _, f := range failures(dec.Failures) {
 		x.Failures = append(x.Failures, ExplainedFailure{Arn: aws.ToString(f.Arn), Reason: aws.ToString(f.Reason), Detail: aws.ToString(f.Detail)})
 	}
 	for _, v := range dec.Verdicts {
-		si := &snap.instances[v.Instance]
-		ci := &insts[snap.order[v.Instance]].Value
+		si := &live[v.Instance]
 		iv := InstanceVerdict{
 			ContainerInstanceArn: si.ARN,
 			ContainerInstanceID:  si.Name,
-			Status:               ci.Status,
-			AgentConnected:       ci.AgentConnected,
+			Status:               si.Status,
+			AgentConnected:       si.AgentConnected,
 			Remaining:            explainedResources(si.Remaining.CPU, si.Remaining.Memory, slices.Clone(si.Remaining.Ports), slices.Clone(si.Remaining.PortsUDP)),
 			Placed:               v.Placed,
 		}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
@@ -210,7 +211,12 @@ func (h *handlers) RegisterContainerInstance(ctx context.Context, in *ecs.Regist
 	if err != nil {
 		return nil, err
 	}
-	ci := out.ToAPI(h.region, h.account, domain.InstanceView{Tags: true})
+	// A re-registered instance keeps its tasks.
+	counts, err := h.instanceTaskCounts(ctx, cluster, out.ID)
+	if err != nil {
+		return nil, err
+	}
+	ci := out.ToAPI(h.region, h.account, domain.InstanceView{Tags: true}, counts)
 	return &ecs.RegisterContainerInstanceOutput{ContainerInstance: &ci}, nil
 }
 
@@ -276,9 +282,7 @@ func (h *handlers) DeregisterContainerInstance(ctx context.Context, in *ecs.Dere
 				if !found {
 					continue
 				}
-				from := t.Phase()
 				t.ForceStop(domain.StoppedReasonForcedDeregistered, now)
-				ci.Count(from, t.Phase())
 				if !t.Released {
 					ci.Release(t.Reserved, aws.ToString(t.Task.Group))
 					t.Released = true
@@ -311,7 +315,8 @@ func (h *handlers) DeregisterContainerInstance(ctx context.Context, in *ecs.Dere
 			return nil, err
 		}
 	}
-	ci := out.ToAPI(h.region, h.account, domain.InstanceView{})
+	// INACTIVE: no task is counted on it any more.
+	ci := out.ToAPI(h.region, h.account, domain.InstanceView{}, domain.TaskCounts{})
 	return &ecs.DeregisterContainerInstanceOutput{ContainerInstance: &ci}, nil
 }
 
@@ -340,7 +345,11 @@ func (h *handlers) DescribeContainerInstances(ctx context.Context, in *ecs.Descr
 			out.Failures = append(out.Failures, missing(h.instanceRefARN(cluster, ref)))
 			continue
 		}
-		out.ContainerInstances = append(out.ContainerInstances, ci.ToAPI(h.region, h.account, view))
+		counts, err := h.instanceTaskCounts(ctx, cluster, ci.ID)
+		if err != nil {
+			return nil, err
+		}
+		out.ContainerInstances = append(out.ContainerInstances, ci.ToAPI(h.region, h.account, view, counts))
 	}
 	return out, nil
 }
@@ -399,13 +408,19 @@ func (h *handlers) ListContainerInstances(ctx context.Context, in *ecs.ListConta
 	if _, _, err := h.activeCluster(ctx, cluster); err != nil {
 		return nil, err
 	}
-	insts, err := h.listInstances(ctx, cluster)
+	snap, err := h.instanceSnapshot(ctx, cluster)
 	if err != nil {
 		return nil, err
 	}
+	var counts map[string]domain.TaskCounts
+	if expr != nil && strings.Contains(expr.String(), "runningTasksCount") {
+		if counts, err = h.clusterTaskCounts(ctx, cluster); err != nil {
+			return nil, err
+		}
+	}
 	var ids []string
-	for _, k := range insts {
-		ci := &k.Value
+	for _, e := range snap.all {
+		ci := e.ci
 		switch {
 		case in.Status == "" && ci.Status == domain.InstanceStatusInactive:
 			continue
@@ -413,7 +428,8 @@ func (h *handlers) ListContainerInstances(ctx context.Context, in *ecs.ListConta
 			continue
 		}
 		if expr != nil {
-			si := schedInstance(ci, h.instanceARN(cluster, ci.ID))
+			si := e.si // a copy: the entry is shared
+			si.RunningTasksCount = int(counts[ci.ID].Running)
 			if !expr.Match(&si) {
 				continue
 			}
@@ -440,31 +456,6 @@ func enumList[T ~string](values []T) string {
 		s += string(v)
 	}
 	return s
-}
-
-// schedInstance is what placement and the query language see of an
-// instance.
-func schedInstance(ci *domain.ContainerInstance, arn string) scheduler.Instance {
-	rem := ci.Remaining()
-	si := scheduler.Instance{
-		ARN:               arn,
-		Name:              ci.ID,
-		Status:            ci.Status,
-		AgentConnected:    ci.AgentConnected,
-		RegisteredAt:      ci.RegisteredAt,
-		Registered:        scheduler.Resources{CPU: ci.Registered.CPU, Memory: ci.Registered.Memory, Ports: ci.Registered.Ports, PortsUDP: ci.Registered.PortsUDP},
-		Remaining:         scheduler.Resources{CPU: rem.CPU, Memory: rem.Memory, Ports: rem.Ports, PortsUDP: rem.PortsUDP},
-		RunningTasksCount: int(ci.RunningTasks),
-		AgentVersion:      aws.ToString(agentVersion(ci)),
-		Groups:            make(map[string]int, len(ci.Groups)),
-	}
-	for _, a := range ci.Attributes {
-		si.Attributes = append(si.Attributes, scheduler.Attribute{Name: aws.ToString(a.Name), Value: aws.ToString(a.Value)})
-	}
-	for g, n := range ci.Groups {
-		si.Groups[g] = int(n)
-	}
-	return si
 }
 
 func agentVersion(ci *domain.ContainerInstance) *string {
@@ -541,7 +532,11 @@ func (h *handlers) UpdateContainerInstancesState(ctx context.Context, in *ecs.Up
 				conds = append(conds, store.Cond{Key: key, ModRevision: rev})
 				ops = append(ops, op)
 			}
-			out.ContainerInstances = append(out.ContainerInstances, ci.ToAPI(h.region, h.account, domain.InstanceView{}))
+			counts, err := h.instanceTaskCounts(ctx, cluster, id)
+			if err != nil {
+				return nil, nil, err
+			}
+			out.ContainerInstances = append(out.ContainerInstances, ci.ToAPI(h.region, h.account, domain.InstanceView{}, counts))
 		}
 		return conds, ops, nil
 	})

@@ -91,6 +91,12 @@ type handlers struct {
 	taskDefs  store.Memo[domain.TaskDefinitionRecord]
 	instances store.Memo[domain.ContainerInstance]
 	tasks     store.Memo[domain.TaskRecord]
+	// phases is the task records' phases, for instances' task counts.
+	phases store.Memo[domain.TaskPhaseView]
+	// snaps is each cluster's last placement snapshot.
+	snaps snapCache
+	// placeGates bounds each cluster's placements in flight.
+	placeGates clusterGates
 }
 
 func newHandlers(cfg Config) *handlers {

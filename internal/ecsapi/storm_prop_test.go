@@ -26,16 +26,23 @@ import (
 type stormCall struct {
 	family string
 	in     *ecs.RunTaskInput
+	// report is what the agent reports of the call's tasks once placed
+	// (none, RUNNING or STOPPED), while the storm goes on.
+	report string
 }
 
 // TestRunTaskStormProperty runs random storms of concurrent RunTasks (random
-// demands, counts, strategies and constraints) against one API over an
+// demands, counts, strategies and constraints) against an API over an
 // in-memory store behind the watch-fed cache, as production reads it. After
-// each storm, read from the store itself:
+// each storm, read from the store itself (the calls go to two APIs over
+// the store, as to two servers):
 //   - no instance's used CPU or memory exceeds what it registered, and no
 //     static host port is taken twice on one instance;
-//   - each instance's used CPU, memory and ports, its pending-task count and
-//     its task-group counts are exactly the sum of its tasks' reservations;
+//   - each instance's used CPU, memory and ports and its task-group counts
+//     are exactly the sum of the reservations of its tasks not STOPPED, and
+//     DescribeContainerInstances counts those tasks as pending and running
+//     exactly as their records say (reports that start and stop tasks run
+//     concurrently with the placements);
 //   - the tasks stored are exactly those RunTask returned (no lost or
 //     phantom commit), and the group that always runs with distinctInstance
 //     never has two tasks on one instance;
@@ -91,7 +98,7 @@ func TestRunTaskStormProperty(t *testing.T) {
 				c := stormCall{in: &ecs.RunTaskInput{
 					Count:             aws.Int32(rapid.Int32Range(1, 10).Draw(rt, "count")),
 					PlacementStrategy: rapid.SampledFrom(strategies).Draw(rt, "strategy"),
-				}}
+				}, report: rapid.SampledFrom([]string{"", "RUNNING", "STOPPED"}).Draw(rt, "report")}
 				if rapid.IntRange(0, 4).Draw(rt, "distinctGroup") == 0 {
 					// One group always placed with distinctInstance.
 					c.family = "td0"
@@ -118,6 +125,10 @@ func TestRunTaskStormProperty(t *testing.T) {
 		st := watchcache.NewCachedStore(mem, cache)
 		fc := clock.NewFake(testStart)
 		h := newTestHandlers(st, fc)
+		// A second API over the same store, as a second server: each
+		// serializes its own placements, so only the store's conditions
+		// keep the two from over-committing an instance.
+		servers := []*handlers{h, newTestHandlers(st, fc)}
 		if _, err := h.CreateCluster(ctx, &ecs.CreateClusterInput{}); err != nil {
 			rt.Fatal(err)
 		}
@@ -150,12 +161,24 @@ func TestRunTaskStormProperty(t *testing.T) {
 			returned = map[string]bool{}
 			problems []string
 		)
-		for _, mine := range calls {
+		for w, mine := range calls {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				h := servers[w%len(servers)]
 				for _, c := range mine {
 					out, err := h.RunTask(ctx, c.in)
+					if err == nil && c.report != "" {
+						for _, task := range out.Tasks {
+							in := &submitTaskStateChangeRequest{}
+							in.Cluster, in.Task, in.Status = aws.String("default"), task.TaskArn, aws.String(c.report)
+							if _, rerr := h.SubmitTaskStateChange(ctx, in); rerr != nil {
+								mu.Lock()
+								problems = append(problems, fmt.Sprintf("report %s: %v", c.report, rerr))
+								mu.Unlock()
+							}
+						}
+					}
 					mu.Lock()
 					if err != nil {
 						problems = append(problems, fmt.Sprintf("RunTask %s: %v (%s)", c.family, err, code(err)))
@@ -190,7 +213,7 @@ func TestRunTaskStormProperty(t *testing.T) {
 		type sum struct {
 			cpu, memory int64
 			ports       []int32
-			count       int32
+			counts      domain.TaskCounts
 			groups      map[string]int32
 		}
 		sums := map[string]*sum{}
@@ -200,6 +223,9 @@ func TestRunTaskStormProperty(t *testing.T) {
 				rt.Errorf("task %s is stored but no RunTask returned it", task.ID)
 			}
 			delete(returned, task.ID)
+			if task.Released != (task.Phase() == domain.PhaseStopped) {
+				rt.Errorf("task %s: released %v in phase %d", task.ID, task.Released, task.Phase())
+			}
 			if task.Released {
 				continue
 			}
@@ -211,7 +237,7 @@ func TestRunTaskStormProperty(t *testing.T) {
 			s.cpu += task.Reserved.CPU
 			s.memory += task.Reserved.Memory
 			s.ports = append(s.ports, task.Reserved.Ports...)
-			s.count++
+			s.counts.Add(task.Phase())
 			s.groups[aws.ToString(task.Task.Group)]++
 		}
 		for id := range returned {
@@ -239,8 +265,12 @@ func TestRunTaskStormProperty(t *testing.T) {
 			if all := append(slices.Clone(ci.Registered.Ports), used...); len(slices.Compact(slices.Sorted(slices.Values(all)))) != len(all) {
 				rt.Errorf("instance %s: a host port is taken twice: %v", ci.ID, all)
 			}
-			if ci.PendingTasks != s.count {
-				rt.Errorf("instance %s: %d pending tasks counted, %d stored", ci.ID, ci.PendingTasks, s.count)
+			d, err := h.DescribeContainerInstances(ctx, &ecs.DescribeContainerInstancesInput{ContainerInstances: []string{ci.ID}})
+			if err != nil || len(d.ContainerInstances) != 1 {
+				rt.Fatalf("describe %s: %v %+v", ci.ID, err, d)
+			}
+			if got := (domain.TaskCounts{Pending: d.ContainerInstances[0].PendingTasksCount, Running: d.ContainerInstances[0].RunningTasksCount}); got != s.counts {
+				rt.Errorf("instance %s: described %+v tasks, stored %+v", ci.ID, got, s.counts)
 			}
 			if !maps.Equal(ci.Groups, s.groups) && (len(ci.Groups) != 0 || len(s.groups) != 0) {
 				rt.Errorf("instance %s: groups %v, its tasks' %v", ci.ID, ci.Groups, s.groups)

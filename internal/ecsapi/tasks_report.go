@@ -71,7 +71,8 @@ type submitTaskStateChangeRequest struct {
 // (PENDING, RUNNING or STOPPED, with its containers' states). berth derives
 // the lifecycle ECS shows from it (docs/architecture/task-lifecycle.md);
 // reaching STOPPED credits the task's resources back to its instance and
-// removes it from the instance's index, in the same transaction.
+// removes it from the instance's index, in the same transaction. Other
+// changes write the task record only.
 func (h *handlers) SubmitTaskStateChange(ctx context.Context, in *submitTaskStateChangeRequest) (*ecs.SubmitTaskStateChangeOutput, error) {
 	r := domain.TaskReport{
 		Status:             aws.ToString(in.Status),
@@ -121,10 +122,9 @@ func (h *handlers) SubmitContainerStateChange(ctx context.Context, in *ecs.Submi
 	return &ecs.SubmitContainerStateChangeOutput{Acknowledgment: aws.String(acknowledgment)}, nil
 }
 
-// report applies an agent's report to a task in one transaction with the
-// instance record when the task's phase changes (its counts, and the credit
-// of its resources when it stopped) and the index key (deleted when it
-// stopped).
+// report applies an agent's report to a task; when the task stopped, in
+// one transaction with the instance record (the credit of its resources)
+// and the deletion of its index key.
 func (h *handlers) report(ctx context.Context, action string, clusterRef *string, ref string, r domain.TaskReport) error {
 	if err := h.authorize(ctx, action, h.clusterResource(clusterRef)); err != nil {
 		return err
@@ -191,31 +191,29 @@ func (h *handlers) applyReport(ctx context.Context, cluster, id string, build fu
 		}
 		var conds []store.Cond
 		var ops []store.Op
-		to := t.Phase()
-		if from != to && t.InstanceID != "" {
-			ikey := domain.ContainerInstanceKey(cluster, t.InstanceID)
-			ci, irev, found, err := get[domain.ContainerInstance](ctx, h.store, ikey)
-			if err != nil {
-				return nil, nil, err
-			}
-			if found {
-				ci.Count(from, to)
-				if to == domain.PhaseStopped && !t.Released {
-					ci.Release(t.Reserved, aws.ToString(t.Task.Group))
-					t.Released = true
-				}
-				ci.Touch(now)
-				op, err := put(ikey, ci)
+		if from != domain.PhaseStopped && t.Phase() == domain.PhaseStopped && t.InstanceID != "" {
+			// Only a stop changes the instance (its resources come back):
+			// a start changes no record but the task's, so that reports
+			// do not conflict with placements on the same instance.
+			if !t.Released {
+				ikey := domain.ContainerInstanceKey(cluster, t.InstanceID)
+				ci, irev, found, err := get[domain.ContainerInstance](ctx, h.store, ikey)
 				if err != nil {
 					return nil, nil, err
 				}
-				conds = append(conds, store.Cond{Key: ikey, ModRevision: irev})
-				ops = append(ops, op)
+				if found {
+					ci.Release(t.Reserved, aws.ToString(t.Task.Group))
+					ci.Touch(now)
+					op, err := put(ikey, ci)
+					if err != nil {
+						return nil, nil, err
+					}
+					conds = append(conds, store.Cond{Key: ikey, ModRevision: irev})
+					ops = append(ops, op)
+				}
 			}
-			if to == domain.PhaseStopped {
-				t.Released = true
-				ops = append(ops, store.Delete(domain.InstanceTaskKey(cluster, t.InstanceID, id)))
-			}
+			t.Released = true
+			ops = append(ops, store.Delete(domain.InstanceTaskKey(cluster, t.InstanceID, id)))
 		}
 		op, err := put(key, t)
 		if err != nil {
