@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -19,9 +18,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
-	"github.com/berth-dev/berth/internal/config"
 	"github.com/berth-dev/berth/internal/ecsapi"
-	"github.com/berth-dev/berth/internal/server"
 )
 
 func TestGroupListArgs(t *testing.T) {
@@ -185,23 +182,7 @@ func FuzzParseListArg(f *testing.F) {
 // table and the JSON name the instance and why it takes nothing (its agent
 // is not connected), and a refusal is the server's exception.
 func TestExplainPlacementAgainstServer(t *testing.T) {
-	cfg := config.Defaults()
-	cfg.DataDir = t.TempDir()
-	cfg.Listen = "127.0.0.1:0"
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.Start(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	_, cfg := startTestServer(t, "127.0.0.1:0")
 	client, err := newServerClient(cfg.DataDir, "")
 	if err != nil {
 		t.Fatal(err)

@@ -26,23 +26,7 @@ func runBerth(t *testing.T, args ...string) (stdout, stderr string, err error) {
 }
 
 func TestTokenCreateAgainstServer(t *testing.T) {
-	cfg := config.Defaults()
-	cfg.DataDir = t.TempDir()
-	cfg.Listen = "127.0.0.1:0"
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.Start(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	srv, cfg := startTestServer(t, "127.0.0.1:0")
 
 	stdout, stderr, err := runBerth(t, "token", "create", "--data-dir", cfg.DataDir, "--cluster", "edge", "--ttl", "2h")
 	if err != nil {
@@ -99,4 +83,28 @@ func TestTokenCreateErrors(t *testing.T) {
 	if _, _, err := runBerth(t, "token", "create", "--data-dir", dir, "--ttl", "-1h"); err == nil || !strings.Contains(err.Error(), "--ttl must be positive") {
 		t.Fatalf("negative ttl: %v", err)
 	}
+}
+
+// startTestServer runs a server on listen in a temporary data dir until the
+// test ends.
+func startTestServer(t *testing.T, listen string) (*server.Server, config.Server) {
+	t.Helper()
+	cfg := config.Defaults()
+	cfg.DataDir = t.TempDir()
+	cfg.Listen = listen
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := server.Start(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return srv, cfg
 }

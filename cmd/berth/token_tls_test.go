@@ -1,18 +1,13 @@
 package main
 
 import (
-	"context"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/berth-dev/berth/internal/account"
-	"github.com/berth-dev/berth/internal/config"
 	"github.com/berth-dev/berth/internal/jointoken"
-	"github.com/berth-dev/berth/internal/server"
 )
 
 // TestTokenCreateOverTLS: against a server that serves TLS (a non-loopback
@@ -20,23 +15,7 @@ import (
 // ca_bundle, and the token pins that CA. Without the CA it refuses the
 // server's certificate.
 func TestTokenCreateOverTLS(t *testing.T) {
-	cfg := config.Defaults()
-	cfg.DataDir = t.TempDir()
-	cfg.Listen = "0.0.0.0:0"
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.Start(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	srv, cfg := startTestServer(t, "0.0.0.0:0")
 	if !strings.HasPrefix(srv.Endpoint(), "https://") || srv.CAPin() == "" {
 		t.Fatalf("endpoint %s, CA pin %q: want TLS", srv.Endpoint(), srv.CAPin())
 	}
