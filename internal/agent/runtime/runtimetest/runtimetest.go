@@ -258,7 +258,7 @@ func (h *harness) waitLog(path, want string) {
 		if time.Now().After(deadline) {
 			h.t.Fatalf("log %s lacks %q after %v; it holds:\n%s", path, want, waitFor, h.readLog(path))
 		}
-		time.Sleep(20 * time.Millisecond)
+		<-time.After(20 * time.Millisecond)
 	}
 }
 
@@ -287,13 +287,29 @@ func lines(log string) map[string]bool {
 	return out
 }
 
-func wantLines(t *testing.T, log string, want ...string) {
-	t.Helper()
-	got := lines(log)
-	for _, w := range want {
-		if !got[w] {
-			t.Errorf("log lacks line %q; it holds:\n%s", w, log)
+// wantLines polls the log at path until it holds every wanted line. The
+// shim copies stdout and stderr on their own, so an exit can be seen before
+// the last line of one stream reaches the file.
+func (h *harness) wantLines(path string, want ...string) {
+	h.t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for {
+		log := h.readLog(path)
+		got := lines(log)
+		var missing []string
+		for _, w := range want {
+			if !got[w] {
+				missing = append(missing, w)
+			}
 		}
+		if len(missing) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Errorf("log lacks lines %q after %v; it holds:\n%s", missing, waitFor, log)
+			return
+		}
+		<-time.After(20 * time.Millisecond)
 	}
 }
 
@@ -790,7 +806,7 @@ func (s *suite) testProcessDefaults(t *testing.T, h *harness) {
 	if ex.Code != 0 {
 		t.Fatalf("info exited %d; log:\n%s", ex.Code, log)
 	}
-	wantLines(t, log,
+	h.wantLines(spec.LogPath,
 		"uid=0", "gid=0", "cwd=/",
 		"hostname="+runtime.DefaultHostname(spec.ID),
 		fmt.Sprintf("nofile-hard=%d", runtime.DefaultNofileLimit()),
@@ -814,7 +830,7 @@ func (s *suite) testProcessConfig(t *testing.T, h *harness) {
 	if ex.Code != 0 {
 		t.Fatalf("info exited %d; log:\n%s", ex.Code, log)
 	}
-	wantLines(t, log,
+	h.wantLines(spec.LogPath,
 		"uid=65534", "gid=65534", "cwd=/tmp", "hostname=probe-host", "nofile-hard=2048",
 		"capeff=0000000000000000", // a non-root user keeps no effective capabilities
 		"nonewprivs=0", "seccomp=2", "args=x y",
@@ -828,7 +844,7 @@ func (s *suite) testProcessConfig(t *testing.T, h *harness) {
 	if ex.Code != 0 {
 		t.Fatalf("info exited %d; log:\n%s", ex.Code, log)
 	}
-	wantLines(t, log, "uid=65534", "gid=0", "seccomp=0")
+	h.wantLines(spec.LogPath, "uid=65534", "gid=0", "seccomp=0")
 }
 
 func (s *suite) testCapabilities(t *testing.T, h *harness) {
@@ -848,7 +864,7 @@ func (s *suite) testCapabilities(t *testing.T, h *harness) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantLines(t, log, fmt.Sprintf("capeff=%016x", runtime.CapabilityMask(caps)))
+		h.wantLines(spec.LogPath, fmt.Sprintf("capeff=%016x", runtime.CapabilityMask(caps)))
 	}
 }
 
@@ -860,7 +876,7 @@ func (s *suite) testEntrypoint(t *testing.T, h *harness) {
 	if ex.Code != 0 {
 		t.Errorf("exit %d; log:\n%s", ex.Code, log)
 	}
-	wantLines(t, log, "stdout: from-entrypoint", "stderr: from-entrypoint")
+	h.wantLines(spec.LogPath, "stdout: from-entrypoint", "stderr: from-entrypoint")
 	if strings.Contains(log, "serve") || strings.Contains(log, "8080") {
 		t.Errorf("the image's command leaked into the arguments:\n%s", log)
 	}
@@ -870,7 +886,7 @@ func (s *suite) testEntrypoint(t *testing.T, h *harness) {
 	if ex.Code != 0 {
 		t.Errorf("exit %d; log:\n%s", ex.Code, log)
 	}
-	wantLines(t, log, "stdout: a", "stderr: a", "stdout: b", "stderr: b")
+	h.wantLines(spec.LogPath, "stdout: a", "stderr: a", "stdout: b", "stderr: b")
 	// No command: the image's (serve).
 	spec = h.spec()
 	id := h.start(spec)
@@ -1184,7 +1200,7 @@ func (s *suite) testAdoption(t *testing.T, h *harness) {
 		if time.Now().After(deadline) {
 			t.Fatalf("container %s did not exit within %v", quitter.ID, waitFor)
 		}
-		time.Sleep(20 * time.Millisecond)
+		<-time.After(20 * time.Millisecond)
 	}
 	st, err := second.Inspect(h.ctx, sleeper.ID)
 	if err != nil || st.State != runtime.StateRunning || st.Pid <= 0 {
