@@ -16,6 +16,8 @@ import (
 // docs/architecture/store-keys.md documents the layout.
 const (
 	keyRoot = "/v1/ecs/"
+	// KeyRoot is the prefix of every key of the ECS domain.
+	KeyRoot = keyRoot
 
 	// ClustersPrefix holds one Cluster record per cluster name.
 	ClustersPrefix = keyRoot + "clusters/"
@@ -44,7 +46,16 @@ const (
 	// (RunTask clientToken).
 	ClientTokensPrefix = keyRoot + "client-tokens/"
 
-	servicesRoot           = keyRoot + "services/"
+	// AllServicesPrefix holds every cluster's service records
+	// (ServicesPrefix per cluster).
+	AllServicesPrefix = keyRoot + "services/"
+	// ServiceTasksRootPrefix holds the service → task index: one key with
+	// an empty value per task a service started (ServiceTaskKey), written
+	// with the task record and deleted with it (the task reaper), so a
+	// service's STOPPED tasks stay listed as long as their records exist.
+	ServiceTasksRootPrefix = keyRoot + "servicetasks/"
+
+	servicesRoot           = AllServicesPrefix
 	tasksRoot              = AllTasksPrefix
 	containerInstancesRoot = AllContainerInstancesPrefix
 )
@@ -57,13 +68,60 @@ const revisionDigits = 10
 // ClusterKey is the key of a cluster's record.
 func ClusterKey(name string) string { return ClustersPrefix + name }
 
-// ServicesPrefix is the prefix of a cluster's service records. Services
-// arrive in a later issue; DeleteCluster already refuses a cluster that has
-// records here.
+// ServicesPrefix is the prefix of a cluster's service records.
 func ServicesPrefix(cluster string) string { return servicesRoot + cluster + "/" }
 
 // ServiceKey is the key of one service of a cluster.
 func ServiceKey(cluster, name string) string { return ServicesPrefix(cluster) + name }
+
+// ParseServiceKey splits a ServiceKey into cluster and service name; ok is
+// false for any other key.
+func ParseServiceKey(key string) (cluster, name string, ok bool) {
+	rest, found := strings.CutPrefix(key, AllServicesPrefix)
+	if !found {
+		return "", "", false
+	}
+	cluster, name, found = strings.Cut(rest, "/")
+	if !found || cluster == "" || name == "" || strings.Contains(name, "/") {
+		return "", "", false
+	}
+	return cluster, name, true
+}
+
+// ServiceTasksPrefix is the prefix of the index keys of one service's tasks.
+func ServiceTasksPrefix(cluster, service string) string {
+	return ServiceTasksRootPrefix + cluster + "/" + service + "/"
+}
+
+// ServiceTaskKey is the index key saying that task taskID of cluster was
+// started by service.
+func ServiceTaskKey(cluster, service, taskID string) string {
+	return ServiceTasksPrefix(cluster, service) + taskID
+}
+
+// ParseServiceTaskKey splits a ServiceTaskKey into its parts; ok is false
+// for any other key.
+func ParseServiceTaskKey(key string) (cluster, service, taskID string, ok bool) {
+	rest, found := strings.CutPrefix(key, ServiceTasksRootPrefix)
+	if !found {
+		return "", "", "", false
+	}
+	parts := strings.Split(rest, "/")
+	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
+		return "", "", "", false
+	}
+	return parts[0], parts[1], parts[2], true
+}
+
+// ServiceOfTask is the service whose group a task carries ("service:x"),
+// or "".
+func ServiceOfTask(group string) string {
+	name, _ := strings.CutPrefix(group, "service:")
+	if name == group {
+		return ""
+	}
+	return name
+}
 
 // TasksPrefix is the prefix of a cluster's task records.
 func TasksPrefix(cluster string) string { return tasksRoot + cluster + "/" }

@@ -349,7 +349,7 @@ func (r *Runtime) Stop(ctx context.Context, id string, timeout time.Duration) er
 		}
 	}
 	if err := t.Kill(ctx, sig); err != nil && !cerrdefs.IsNotFound(err) {
-		return wrap(err, fmt.Sprintf("signalling container %q", id))
+		return exitedMeanwhile(ctx, sub, id, wrap(err, fmt.Sprintf("signalling container %q", id)))
 	}
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
@@ -361,11 +361,28 @@ func (r *Runtime) Stop(ctx context.Context, id string, timeout time.Duration) er
 		return ctx.Err()
 	}
 	if err := t.Kill(ctx, syscall.SIGKILL, containerd.WithKillAll); err != nil && !cerrdefs.IsNotFound(err) {
-		return wrap(err, fmt.Sprintf("killing container %q", id))
+		return exitedMeanwhile(ctx, sub, id, wrap(err, fmt.Sprintf("killing container %q", id)))
 	}
 	select {
 	case _, ok := <-sub:
 		return stopResult(ok, id)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// exitedMeanwhile handles a failed kill: the container may have exited
+// just before it, and the watcher's deletion of its task closed the shim's
+// connection ("ttrpc: closed"). Then the exit arrives on sub shortly;
+// otherwise the kill's error stands.
+func exitedMeanwhile(ctx context.Context, sub <-chan runtime.Exit, id string, killErr error) error {
+	timer := time.NewTimer(5 * time.Second)
+	defer timer.Stop()
+	select {
+	case _, ok := <-sub:
+		return stopResult(ok, id)
+	case <-timer.C:
+		return killErr
 	case <-ctx.Done():
 		return ctx.Err()
 	}
