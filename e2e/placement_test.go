@@ -29,6 +29,17 @@ type simulation struct {
 func (in *instance) startSimulation(cluster string, n, cpu, memory int, zones string, env ...string) *simulation {
 	t := in.t
 	t.Helper()
+	// Instances already connected to the cluster (a local agent) count
+	// apart from the simulated ones.
+	connected := func() int {
+		var list struct{ ContainerInstanceArns []string }
+		res := in.aws("ecs", "list-container-instances", "--cluster", cluster, "--filter", "agentConnected == true")
+		if res.code != 0 || json.Unmarshal([]byte(res.stdout), &list) != nil {
+			return -1
+		}
+		return len(list.ContainerInstanceArns)
+	}
+	before := connected()
 	tok := exec.Command(binary, "token", "create", "--data-dir", in.dataDir, "--cluster", cluster)
 	var stderr bytes.Buffer
 	tok.Stderr = &stderr
@@ -68,9 +79,7 @@ func (in *instance) startSimulation(cluster string, n, cpu, memory int, zones st
 			t.Fatalf("berth agent --simulated exited: %v\n%s", err, s.output.String())
 		default:
 		}
-		var list struct{ ContainerInstanceArns []string }
-		res := in.aws("ecs", "list-container-instances", "--cluster", cluster, "--filter", "agentConnected == true")
-		return res.code == 0 && json.Unmarshal([]byte(res.stdout), &list) == nil && len(list.ContainerInstanceArns) == n
+		return connected() == before+n
 	})
 	return s
 }

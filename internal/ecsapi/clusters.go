@@ -331,14 +331,17 @@ func (h *handlers) requiredClusterRef(ref *string) (string, error) {
 // clusterContents are the resources that keep a cluster from being deleted,
 // checked in this order. live says whether a stored record still counts:
 // STOPPED tasks and INACTIVE instances stay describable for a while but no
-// longer keep a cluster alive.
+// longer keep a cluster alive, nor do INACTIVE (deleted) services.
 var clusterContents = []struct {
 	prefix func(cluster string) string
 	reason error
 	noun   string
 	live   func(store.KV) (bool, error)
 }{
-	{domain.ServicesPrefix, domain.ErrClusterContainsServices, "Services", func(store.KV) (bool, error) { return true, nil }},
+	{domain.ServicesPrefix, domain.ErrClusterContainsServices, "Services", func(kv store.KV) (bool, error) {
+		s, err := decode[domain.ServiceRecord](kv)
+		return s.Status() != domain.ServiceStatusInactive, err
+	}},
 	{domain.ContainerInstancesPrefix, domain.ErrClusterContainsContainerInstances, "Container Instances", func(kv store.KV) (bool, error) {
 		ci, err := decode[domain.ContainerInstance](kv)
 		return ci.Status != domain.InstanceStatusInactive, err

@@ -77,6 +77,15 @@ func TestOverCachedStore(t *testing.T) {
 		"PlacementFailures":     TestRunTaskPlacementFailures,
 		"Deregister":            TestDeregisterContainerInstance,
 		"Attributes":            TestAttributes,
+		"SDKServices":           TestSDKServices,
+		"ServiceIdempotency":    TestCreateServiceIdempotency,
+		"UpdateService":         TestUpdateServiceDeployments,
+		"DeleteServiceRules":    TestDeleteServiceRules,
+		"DescribeServices":      TestDescribeServices,
+		"ListServices":          TestListServices,
+		"ClusterWithServices":   TestDeleteClusterWithServices,
+		"ServiceTasksLaunch":    TestServiceTasksLaunch,
+		"ServiceLaunchFailures": TestServiceTasksLaunchFailures,
 	} {
 		t.Run(name, fn)
 	}

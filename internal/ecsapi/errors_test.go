@@ -62,8 +62,8 @@ func TestEveryActionAuthorizesFirst(t *testing.T) {
 	e := newEnv(t)
 	svc := New(testConfig(e.store, e.clock))
 	ctx := asPrincipal("arn:aws:iam::123456789012:user/mallory")
-	if len(svc.Operations) != 34 {
-		t.Errorf("%d operations, want 34", len(svc.Operations))
+	if len(svc.Operations) != 39 {
+		t.Errorf("%d operations, want 39", len(svc.Operations))
 	}
 	for i := range svc.Operations {
 		op := &svc.Operations[i]

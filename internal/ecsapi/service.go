@@ -91,6 +91,7 @@ type handlers struct {
 	taskDefs  store.Memo[domain.TaskDefinitionRecord]
 	instances store.Memo[domain.ContainerInstance]
 	tasks     store.Memo[domain.TaskRecord]
+	services  store.Memo[domain.ServiceRecord]
 	// phases is the task records' phases, for instances' task counts.
 	phases store.Memo[domain.TaskPhaseView]
 	// snaps is each cluster's last placement snapshot.
@@ -162,6 +163,12 @@ func (h *handlers) operations() []awsjson.Operation {
 		bind(schemas.ListTasks, schemas.ListTasksRequest, schemas.ListTasksResponse, h.ListTasks),
 		bind(schemas.SubmitTaskStateChange, schemas.SubmitTaskStateChangeRequest, schemas.SubmitTaskStateChangeResponse, h.SubmitTaskStateChange),
 		bind(schemas.SubmitContainerStateChange, schemas.SubmitContainerStateChangeRequest, schemas.SubmitContainerStateChangeResponse, h.SubmitContainerStateChange),
+		// Services.
+		bind(schemas.CreateService, schemas.CreateServiceRequest, schemas.CreateServiceResponse, h.CreateService),
+		bind(schemas.UpdateService, schemas.UpdateServiceRequest, schemas.UpdateServiceResponse, h.UpdateService),
+		bind(schemas.DeleteService, schemas.DeleteServiceRequest, schemas.DeleteServiceResponse, h.DeleteService),
+		bind(schemas.DescribeServices, schemas.DescribeServicesRequest, schemas.DescribeServicesResponse, h.DescribeServices),
+		bind(schemas.ListServices, schemas.ListServicesRequest, schemas.ListServicesResponse, h.ListServices),
 		// Account settings.
 		bind(schemas.ListAccountSettings, schemas.ListAccountSettingsRequest, schemas.ListAccountSettingsResponse, h.ListAccountSettings),
 		bind(schemas.PutAccountSetting, schemas.PutAccountSettingRequest, schemas.PutAccountSettingResponse, h.PutAccountSetting),

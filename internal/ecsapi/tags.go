@@ -22,8 +22,8 @@ type tagged struct {
 	with   func(tags []types.Tag) (store.Op, error)
 }
 
-// loadTagged reads the resource an ARN names. Clusters and task
-// definitions are taggable so far; the other ECS resource types do not
+// loadTagged reads the resource an ARN names. Clusters, task definitions
+// and services are taggable so far; the other ECS resource types do not
 // exist in berth yet, so their ARNs name nothing.
 func (h *handlers) loadTagged(ctx context.Context, resourceARN string) (*tagged, error) {
 	if resourceARN == "" {
@@ -72,9 +72,31 @@ func (h *handlers) loadTagged(ctx context.Context, resourceARN string) (*tagged,
 			rec.Tags = tags
 			return put(key, rec)
 		}}, nil
+	case arn.TypeService:
+		// An unknown or deleted (INACTIVE: ECS deletes a service's tags
+		// with it) service is a resource that cannot be found.
+		if !here || !domain.ValidServiceName(r.Name) || domain.ValidateClusterName(r.Cluster) != nil {
+			return nil, resourceNotFound()
+		}
+		key := domain.ServiceKey(r.Cluster, r.Name)
+		svc, rev, found, err := get[domain.ServiceRecord](ctx, h.store, key)
+		if err != nil {
+			return nil, err
+		}
+		if !found || svc.Status() == domain.ServiceStatusInactive {
+			return nil, resourceNotFound()
+		}
+		return &tagged{key: key, modRev: rev, tags: svc.Service.Tags, with: func(tags []types.Tag) (store.Op, error) {
+			svc.Service.Tags = tags
+			return put(key, svc)
+		}}, nil
 	default:
-		return nil, errdefs.WithReason(errdefs.ErrNotFound, domain.ErrResourceNotFound, "The specified resource could not be found.")
+		return nil, resourceNotFound()
 	}
+}
+
+func resourceNotFound() error {
+	return errdefs.WithReason(errdefs.ErrNotFound, domain.ErrResourceNotFound, "The specified resource could not be found.")
 }
 
 // retag replaces a resource's tags with change(tags) in one

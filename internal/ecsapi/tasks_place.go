@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -47,6 +48,11 @@ type placeInput struct {
 	// targets are StartTask's container instance references; nil for
 	// RunTask, which places on any instance of the cluster.
 	targets []string
+	// service, for a service's tasks (ServiceTasks.Launch), is the
+	// service's name: each task gets its service → task index key. only,
+	// when set, is the one instance (id) to place on, with the strategies
+	// and constraints applied as anywhere else (a DAEMON service's task).
+	service, only string
 	// tokenKey and tokenHash identify RunTask's clientToken and request.
 	tokenKey, tokenHash string
 }
@@ -55,6 +61,9 @@ type placeInput struct {
 type placeResult struct {
 	tasks    []domain.TaskRecord
 	failures []types.Failure
+	// closest, for a service's tasks that could not all be placed, names
+	// the closest matching instance in the words of ECS's service event.
+	closest string
 }
 
 func (r placeResult) render() ([]types.Task, []types.Failure) {
@@ -117,11 +126,11 @@ func (h *handlers) place(ctx context.Context, in placeInput) (placeResult, error
 		if err != nil {
 			return nil, nil, err
 		}
-		placements, fails, err := h.plan(ctx, in, snap)
+		placements, fails, closest, err := h.plan(ctx, in, snap)
 		if err != nil {
 			return nil, nil, err
 		}
-		res.failures = fails
+		res.failures, res.closest = fails, closest
 
 		now := h.now()
 		changed := map[int]*domain.ContainerInstance{}
@@ -152,6 +161,9 @@ func (h *handlers) place(ctx context.Context, in placeInput) (placeResult, error
 			}
 			conds = append(conds, store.Cond{Key: key, ModRevision: 0})
 			ops = append(ops, op, store.Put(domain.InstanceTaskKey(in.cluster, ci.ID, id), []byte{}))
+			if in.service != "" {
+				ops = append(ops, store.Put(domain.ServiceTaskKey(in.cluster, in.service, id), []byte{}))
+			}
 			res.tasks = append(res.tasks, t)
 		}
 		for i, ci := range changed {
@@ -245,22 +257,38 @@ func (l *clusterGates) enter(ctx context.Context, cluster string) (leave func(),
 }
 
 // plan places the tasks of in on a snapshot of the cluster's instances
-// and returns placements as indexes into snap.all.
-func (h *handlers) plan(ctx context.Context, in placeInput, snap *instSnapshot) ([]scheduler.Placement, []types.Failure, error) {
+// and returns placements as indexes into snap.all, the failures and, for a
+// service's tasks, the closest matching instance (closestInstance).
+func (h *handlers) plan(ctx context.Context, in placeInput, snap *instSnapshot) ([]scheduler.Placement, []types.Failure, string, error) {
 	if in.targets == nil {
+		if in.service != "" && len(snap.live) == 0 {
+			return nil, nil, "", errNoLiveInstances
+		}
 		// RunTask: the strategies and constraints over the live instances,
 		// oldest first (the order ties are broken in).
 		live, demand, err := h.runInstances(ctx, in, snap)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, "", err
+		}
+		order := snap.order
+		if in.only != "" {
+			k := slices.IndexFunc(live, func(si scheduler.Instance) bool { return si.Name == in.only })
+			if k < 0 {
+				return nil, []types.Failure{missing(h.instanceARN(in.cluster, in.only))}, "", nil
+			}
+			live, order = live[k:k+1], order[k:k+1]
 		}
 		opts := in.opts
 		opts.Seed = rand.Uint64() // a fresh draw per attempt: retries after a conflict choose anew
 		ps, fs := scheduler.Place(live, demand, in.count, opts)
 		for j := range ps {
-			ps[j].Instance = snap.order[ps[j].Instance]
+			ps[j].Instance = order[ps[j].Instance]
 		}
-		return ps, failures(fs), nil
+		closest := ""
+		if in.service != "" {
+			closest = closestInstance(fs)
+		}
+		return ps, failures(fs), closest, nil
 	}
 	// StartTask: one task on each named instance that can take it.
 	demand := schedDemand(in)
@@ -289,7 +317,7 @@ func (h *handlers) plan(ctx context.Context, in placeInput, snap *instSnapshot) 
 		taken[i] = scheduler.Take(si, demand)
 		ps = append(ps, scheduler.Placement{Instance: i, InstanceARN: si.ARN})
 	}
-	return ps, fs, nil
+	return ps, fs, "", nil
 }
 
 // failures turns the scheduler's failures into ECS's, without repeats.

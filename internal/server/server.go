@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,6 +30,7 @@ import (
 	"github.com/berth-dev/berth/internal/awsapi/sigv4"
 	"github.com/berth-dev/berth/internal/clock"
 	"github.com/berth-dev/berth/internal/config"
+	servicectl "github.com/berth-dev/berth/internal/controller/service"
 	"github.com/berth-dev/berth/internal/controller/taskreaper"
 	"github.com/berth-dev/berth/internal/ecsapi"
 	"github.com/berth-dev/berth/internal/iam"
@@ -50,6 +52,7 @@ type Server struct {
 	listener net.Listener
 	http     *http.Server
 	reaper   *taskreaper.Reaper
+	services *servicectl.Controller
 	backend  *backend
 	cache    *watchcache.Cache
 	channel  *acs.Server // the agent channel; owns its connections
@@ -131,6 +134,13 @@ func Start(ctx context.Context, cfg config.Server, log *slog.Logger) (*Server, e
 		Logger:       log,
 	}
 	s.reaper = taskreaper.New(taskreaper.Config{Store: st, Clock: clk, Logger: log})
+	s.services = servicectl.New(servicectl.Config{
+		Store: st, Clock: clk, Logger: log,
+		Launcher: ecsapi.NewServiceTasks(ecsapi.Config{
+			Store: st, Authorizer: authz, Clock: clk,
+			Region: s.account.Region, AccountID: s.account.ID, Logger: log,
+		}),
+	})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -256,13 +266,13 @@ func (s *Server) Run(ctx context.Context) error {
 	// runs its own; their writes are compare-and-swap, so duplicates are
 	// harmless until leader election arrives (DESIGN.md §6).
 	ctrlCtx, stopControllers := context.WithCancel(ctx)
-	controllersDone := make(chan struct{})
-	go func() {
-		defer close(controllersDone)
+	var controllers sync.WaitGroup
+	controllers.Go(func() {
 		if err := s.reaper.Run(ctrlCtx); err != nil && ctrlCtx.Err() == nil {
 			s.log.Error("task reaper stopped", "err", err)
 		}
-	}()
+	})
+	controllers.Go(func() { s.services.Run(ctrlCtx) })
 
 	s.log.Info("berth API listening", "endpoint", s.endpoint, "account", s.account.ID, "region", s.account.Region, "ca_pin", s.caPin)
 
@@ -275,7 +285,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.log.Info("shutting down")
 	stopControllers()
-	<-controllersDone
+	controllers.Wait()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	if serr := s.http.Shutdown(shutdownCtx); serr != nil && err == nil {

@@ -150,8 +150,9 @@ func (r *Reaper) sweepPrefix(ctx context.Context, prefix string, expired func(st
 	return n, nil
 }
 
-// stoppedTask: a task STOPPED before cutoff. Its index key is normally gone
-// already (removed when it stopped); deleting it again is harmless.
+// stoppedTask: a task STOPPED before cutoff. Its instance index key is
+// normally gone already (removed when it stopped); deleting it again is
+// harmless. A service's task takes its service → task index key with it.
 func stoppedTask(kv store.KV, cutoff time.Time) ([]store.Op, bool, error) {
 	var t domain.TaskRecord
 	if err := json.Unmarshal(kv.Value, &t); err != nil {
@@ -163,6 +164,11 @@ func stoppedTask(kv store.KV, cutoff time.Time) ([]store.Op, bool, error) {
 	var extra []store.Op
 	if t.InstanceID != "" {
 		extra = append(extra, store.Delete(domain.InstanceTaskKey(t.Cluster, t.InstanceID, t.ID)))
+	}
+	if svc := domain.ServiceOfTask(aws.ToString(t.Task.Group)); svc != "" {
+		// The service → task index lists the task while its record
+		// exists; they go together.
+		extra = append(extra, store.Delete(domain.ServiceTaskKey(t.Cluster, svc, t.ID)))
 	}
 	return extra, true, nil
 }

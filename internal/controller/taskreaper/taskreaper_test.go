@@ -181,3 +181,29 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("defaults: %+v", r)
 	}
 }
+
+// A service's task takes its service → task index key with it; a running
+// task of the service keeps its own.
+func TestSweepRemovesServiceTaskIndex(t *testing.T) {
+	st := memstore.New()
+	t.Cleanup(func() { _ = st.Close() })
+	for _, tc := range []struct {
+		id, last string
+		at       *time.Time
+	}{{"old", domain.TaskStatusStopped, aws.Time(start)}, {"live", domain.TaskStatusRunning, nil}} {
+		rec := task(tc.id, tc.last, tc.at)
+		rec.Task.Group = aws.String("service:api")
+		putJSON(t, st, domain.TaskKey("prod", tc.id), rec)
+		putJSON(t, st, domain.ServiceTaskKey("prod", "api", tc.id), struct{}{})
+	}
+	r := New(Config{Store: st, Clock: clock.NewFake(start.Add(2 * time.Hour))})
+	if n, err := r.Sweep(context.Background()); err != nil || n != 1 {
+		t.Fatalf("sweep: %d, %v", n, err)
+	}
+	if exists(t, st, domain.ServiceTaskKey("prod", "api", "old")) || exists(t, st, domain.TaskKey("prod", "old")) {
+		t.Error("the reaped task's record or index key is still there")
+	}
+	if !exists(t, st, domain.ServiceTaskKey("prod", "api", "live")) {
+		t.Error("a running task's index key was removed")
+	}
+}
