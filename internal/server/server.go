@@ -7,7 +7,9 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,15 +27,18 @@ import (
 	"github.com/berth-dev/berth/internal/account"
 	"github.com/berth-dev/berth/internal/acs"
 	"github.com/berth-dev/berth/internal/agentproto"
+	"github.com/berth-dev/berth/internal/atomicfile"
 	"github.com/berth-dev/berth/internal/awsapi"
 	"github.com/berth-dev/berth/internal/awsapi/awsjson"
 	"github.com/berth-dev/berth/internal/awsapi/sigv4"
 	"github.com/berth-dev/berth/internal/clock"
 	"github.com/berth-dev/berth/internal/config"
+	"github.com/berth-dev/berth/internal/controller/leader"
 	servicectl "github.com/berth-dev/berth/internal/controller/service"
 	"github.com/berth-dev/berth/internal/controller/taskreaper"
 	"github.com/berth-dev/berth/internal/ecsapi"
 	"github.com/berth-dev/berth/internal/iam"
+	"github.com/berth-dev/berth/internal/store"
 	"github.com/berth-dev/berth/internal/store/watchcache"
 	"github.com/berth-dev/berth/internal/tlsca"
 )
@@ -53,6 +58,8 @@ type Server struct {
 	http     *http.Server
 	reaper   *taskreaper.Reaper
 	services *servicectl.Controller
+	store    store.Store // the cached store
+	id       string      // this server's id (DATA/server-id)
 	backend  *backend
 	cache    *watchcache.Cache
 	channel  *acs.Server // the agent channel; owns its connections
@@ -83,6 +90,10 @@ func Start(ctx context.Context, cfg config.Server, log *slog.Logger) (*Server, e
 		return nil, fmt.Errorf("start cache: %w", err)
 	}
 	st := watchcache.NewCachedStore(s.backend.store, s.cache)
+	s.store = st
+	if s.id, err = serverID(cfg.DataDir); err != nil {
+		return nil, err
+	}
 
 	clk := clock.Real{}
 	if s.account, err = account.Bootstrap(ctx, st, cfg.Region, clk.Now()); err != nil {
@@ -262,9 +273,9 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		serveErr <- s.http.Serve(s.listener)
 	}()
-	// Controllers run until ctx ends. With several servers on one etcd each
-	// runs its own; their writes are compare-and-swap, so duplicates are
-	// harmless until leader election arrives (DESIGN.md §6).
+	// Controllers run until ctx ends. The task reaper runs on every server
+	// (its deletes are compare-and-swap and idempotent); the service
+	// scheduler only on the holder of its lease (DESIGN.md §6).
 	ctrlCtx, stopControllers := context.WithCancel(ctx)
 	var controllers sync.WaitGroup
 	controllers.Go(func() {
@@ -272,7 +283,12 @@ func (s *Server) Run(ctx context.Context) error {
 			s.log.Error("task reaper stopped", "err", err)
 		}
 	})
-	controllers.Go(func() { s.services.Run(ctrlCtx) })
+	// The service scheduler must run on one server at a time: it would
+	// start tasks twice. The lease id is kept in the data directory, so a
+	// restarted server takes its own lease back at once.
+	controllers.Go(func() {
+		leader.Run(ctrlCtx, leader.Config{Store: s.store, Name: "service-controller", ID: s.id, Logger: s.log}, s.services.Run)
+	})
 
 	s.log.Info("berth API listening", "endpoint", s.endpoint, "account", s.account.ID, "region", s.account.Region, "ca_pin", s.caPin)
 
@@ -333,4 +349,24 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	_, _ = w.Write([]byte("ok\n"))
+}
+
+// serverID reads this server's id from DATA/server-id, creating it on the
+// first start.
+func serverID(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, "server-id")
+	b, err := os.ReadFile(path)
+	if err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read server id: %w", err)
+	}
+	var r [16]byte
+	_, _ = rand.Read(r[:])
+	id := hex.EncodeToString(r[:])
+	if err := atomicfile.Write(path, []byte(id+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write server id: %w", err)
+	}
+	return id, nil
 }
