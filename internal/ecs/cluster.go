@@ -3,6 +3,7 @@ package ecs
 import (
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -98,6 +99,33 @@ var ClusterStatisticNames = []string{
 	"activeFargateServiceCount",
 	"drainingEC2ServiceCount",
 	"drainingFargateServiceCount",
+}
+
+// ClusterCounts are a cluster's live figures, counted from its records.
+type ClusterCounts struct {
+	// Instances are the ACTIVE and DRAINING container instances.
+	Instances int32
+	Tasks     TaskCounts
+	// ActiveServices and DrainingServices count services by status.
+	ActiveServices, DrainingServices int32
+}
+
+// ApplyCounts sets out's counts, and its statistics when they are shown.
+// All of berth's tasks and services are EC2/EXTERNAL ones.
+func (n ClusterCounts) ApplyCounts(out *types.Cluster) {
+	out.RegisteredContainerInstancesCount = n.Instances
+	out.RunningTasksCount = n.Tasks.Running
+	out.PendingTasksCount = n.Tasks.Pending
+	out.ActiveServicesCount = n.ActiveServices
+	values := map[string]int32{
+		"runningEC2TasksCount":    n.Tasks.Running,
+		"pendingEC2TasksCount":    n.Tasks.Pending,
+		"activeEC2ServiceCount":   n.ActiveServices,
+		"drainingEC2ServiceCount": n.DrainingServices,
+	}
+	for i, kv := range out.Statistics {
+		out.Statistics[i].Value = aws.String(strconv.Itoa(int(values[aws.ToString(kv.Name)])))
+	}
 }
 
 // ToAPI renders the cluster as ECS returns it. Counts are zero until

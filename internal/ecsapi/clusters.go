@@ -188,7 +188,13 @@ func (h *handlers) DescribeClusters(ctx context.Context, in *ecs.DescribeCluster
 			out.Failures = append(out.Failures, types.Failure{Arn: aws.String(h.refARN(ref)), Reason: aws.String("MISSING")})
 			continue
 		}
-		out.Clusters = append(out.Clusters, *c.ToAPI(h.region, h.account, view))
+		rendered := c.ToAPI(h.region, h.account, view)
+		counts, err := h.clusterCounts(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		counts.ApplyCounts(rendered)
+		out.Clusters = append(out.Clusters, *rendered)
 	}
 	return out, nil
 }
@@ -389,4 +395,49 @@ func (h *handlers) DeleteCluster(ctx context.Context, in *ecs.DeleteClusterInput
 		return nil, err
 	}
 	return &ecs.DeleteClusterOutput{Cluster: out.ToAPI(h.region, h.account, domain.ClusterView{})}, nil
+}
+
+// clusterCounts counts a cluster's instances (ACTIVE and DRAINING), tasks
+// not yet STOPPED (through the instance → task index) and services by
+// status.
+func (h *handlers) clusterCounts(ctx context.Context, cluster string) (domain.ClusterCounts, error) {
+	var n domain.ClusterCounts
+	insts, _, err := h.store.List(ctx, domain.ContainerInstancesPrefix(cluster))
+	if err != nil {
+		return n, storeError(err)
+	}
+	for _, kv := range insts {
+		ci, _, err := h.instances.Get(ctx, h.store, kv.Key)
+		if err != nil {
+			continue // deleted since the listing
+		}
+		if ci.Status != domain.InstanceStatusInactive {
+			n.Instances++
+		}
+	}
+	perInstance, err := h.clusterTaskCounts(ctx, cluster)
+	if err != nil {
+		return n, err
+	}
+	for _, c := range perInstance {
+		n.Tasks.Running += c.Running
+		n.Tasks.Pending += c.Pending
+	}
+	svcs, _, err := h.store.List(ctx, domain.ServicesPrefix(cluster))
+	if err != nil {
+		return n, storeError(err)
+	}
+	for _, kv := range svcs {
+		s, _, err := h.services.Get(ctx, h.store, kv.Key)
+		if err != nil {
+			continue
+		}
+		switch s.Status() {
+		case domain.ServiceStatusActive:
+			n.ActiveServices++
+		case domain.ServiceStatusDraining:
+			n.DrainingServices++
+		}
+	}
+	return n, nil
 }

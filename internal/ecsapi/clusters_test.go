@@ -347,3 +347,38 @@ func TestDeleteClusterIgnoresStoppedTasksAndInactiveInstances(t *testing.T) {
 	put(domain.ContainerInstanceKey("prod", "i1"), domain.ContainerInstance{Status: domain.InstanceStatusInactive})
 	must(t, e.h.DeleteCluster)(e.ctx, &ecs.DeleteClusterInput{Cluster: aws.String("prod")})
 }
+
+// TestDescribeClustersCounts: the counts and statistics of DescribeClusters
+// come from the cluster's instances, tasks and services.
+func TestDescribeClustersCounts(t *testing.T) {
+	e := newEnv(t)
+	e.createCluster("default")
+	e.registerInstance("default", 4096, 8192)
+	drained := e.registerInstance("default", 4096, 8192)
+	must(t, e.h.UpdateContainerInstancesState)(e.ctx, &ecs.UpdateContainerInstancesStateInput{
+		ContainerInstances: []string{drained}, Status: types.ContainerInstanceStatusDraining,
+	})
+	e.registerTD("web", 128, 128, 0)
+	run := e.runTask("default", "web", 3)
+	e.submit("default", aws.ToString(run.Tasks[0].TaskArn), "RUNNING")
+	e.createService(serviceInput("default", "a", "web", 0))
+	e.createService(serviceInput("default", "b", "web", 0))
+	must(t, e.h.DeleteService)(e.ctx, &ecs.DeleteServiceInput{Service: aws.String("b")})
+
+	out := must(t, e.h.DescribeClusters)(e.ctx, &ecs.DescribeClustersInput{Include: []types.ClusterField{types.ClusterFieldStatistics}})
+	c := out.Clusters[0]
+	if c.RegisteredContainerInstancesCount != 2 || c.RunningTasksCount != 1 || c.PendingTasksCount != 2 || c.ActiveServicesCount != 1 {
+		t.Errorf("counts: instances %d running %d pending %d services %d; want 2 1 2 1",
+			c.RegisteredContainerInstancesCount, c.RunningTasksCount, c.PendingTasksCount, c.ActiveServicesCount)
+	}
+	stats := map[string]string{}
+	for _, kv := range c.Statistics {
+		stats[aws.ToString(kv.Name)] = aws.ToString(kv.Value)
+	}
+	want := map[string]string{"runningEC2TasksCount": "1", "pendingEC2TasksCount": "2", "activeEC2ServiceCount": "1", "drainingEC2ServiceCount": "1", "runningFargateTasksCount": "0"}
+	for k, v := range want {
+		if stats[k] != v {
+			t.Errorf("statistic %s = %q, want %q", k, stats[k], v)
+		}
+	}
+}
