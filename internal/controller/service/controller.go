@@ -78,6 +78,14 @@ type Controller struct {
 	services map[string]map[string]bool
 	// owners: task key → service key, from the service → task index.
 	owners map[string]string
+	// instStatus: container-instance key → status, from the watch. Only
+	// an instance that appears, goes or changes status concerns every
+	// service of its cluster; its other changes (resources debited and
+	// credited by every task) concern only the services in capacity.
+	instStatus map[string]string
+	// capacity: service keys that wait for room (a launch could not place
+	// everything, or a DAEMON service), by cluster.
+	capacity map[string]map[string]bool
 }
 
 // New returns a controller; Run starts it.
@@ -95,7 +103,10 @@ func New(cfg Config) *Controller {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Controller{cfg: cfg, log: log, services: map[string]map[string]bool{}, owners: map[string]string{}}
+	return &Controller{
+		cfg: cfg, log: log, services: map[string]map[string]bool{}, owners: map[string]string{},
+		instStatus: map[string]string{}, capacity: map[string]map[string]bool{},
+	}
 }
 
 // Run reconciles services until ctx ends, then waits for its goroutines.
@@ -183,9 +194,20 @@ func (c *Controller) load(ctx context.Context, q *workqueue.Queue) (int64, error
 	if err != nil {
 		return 0, err
 	}
+	insts, crev, err := c.cfg.Store.List(ctx, domain.AllContainerInstancesPrefix)
+	if err != nil {
+		return 0, err
+	}
 	c.mu.Lock()
 	c.services = map[string]map[string]bool{}
 	c.owners = map[string]string{}
+	c.instStatus = map[string]string{}
+	for _, kv := range insts {
+		var ci struct{ Status string }
+		if json.Unmarshal(kv.Value, &ci) == nil {
+			c.instStatus[kv.Key] = ci.Status
+		}
+	}
 	for _, kv := range svcs {
 		if cluster, name, ok := domain.ParseServiceKey(kv.Key); ok {
 			c.addServiceLocked(cluster, name)
@@ -202,7 +224,7 @@ func (c *Controller) load(ctx context.Context, q *workqueue.Queue) (int64, error
 	}
 	// Watch from the older listing: changes between the two are seen
 	// twice, which is harmless.
-	return min(rev, irev), nil
+	return min(rev, irev, crev), nil
 }
 
 func (c *Controller) addServiceLocked(cluster, name string) {
@@ -249,6 +271,7 @@ func (c *Controller) route(q *workqueue.Queue, ev store.Event) {
 	if cluster, name, ok := domain.ParseServiceKey(key); ok {
 		if ev.Type == store.EventDelete {
 			delete(c.services[cluster], name)
+			delete(c.capacity[cluster], key)
 			return
 		}
 		c.addServiceLocked(cluster, name)
@@ -272,10 +295,46 @@ func (c *Controller) route(q *workqueue.Queue, ev store.Event) {
 	}
 	if rest, ok := strings.CutPrefix(key, domain.AllContainerInstancesPrefix); ok {
 		cluster, _, _ := strings.Cut(rest, "/")
-		for name := range c.services[cluster] {
-			q.Add(domain.ServiceKey(cluster, name))
+		status := ""
+		if ev.Type != store.EventDelete {
+			var ci struct{ Status string }
+			if json.Unmarshal(ev.KV.Value, &ci) != nil {
+				ci.Status = "?"
+			}
+			status = ci.Status
+		}
+		old, known := c.instStatus[key]
+		if status == "" {
+			delete(c.instStatus, key)
+		} else {
+			c.instStatus[key] = status
+		}
+		if !known || old != status {
+			for name := range c.services[cluster] {
+				q.Add(domain.ServiceKey(cluster, name))
+			}
+			return
+		}
+		for svcKey := range c.capacity[cluster] {
+			q.Add(svcKey)
 		}
 	}
+}
+
+// setCapacityWaiter notes whether a service waits for room in its cluster.
+func (c *Controller) setCapacityWaiter(cluster, key string, waiting bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := c.capacity[cluster]
+	if !waiting {
+		delete(m, key)
+		return
+	}
+	if m == nil {
+		m = map[string]bool{}
+		c.capacity[cluster] = m
+	}
+	m[key] = true
 }
 
 // Reconcile brings one service closer to its desired state and returns
@@ -309,6 +368,7 @@ func (c *Controller) Reconcile(ctx context.Context, cluster, name string) (time.
 	now := v.now
 
 	var launchErr error
+	capacityShort := false
 	for _, l := range p.launches {
 		res, err := c.cfg.Launcher.Launch(ctx, c.launchRequest(&p.rec, l))
 		if err != nil {
@@ -323,6 +383,9 @@ func (c *Controller) Reconcile(ctx context.Context, cluster, name string) (time.
 			p.rec.AddEvent("started", newEventID(), domain.EventStarted(name, ids), now)
 			p.rec.ForgetEvent("place")
 		}
+		if len(res.Tasks) < l.count {
+			capacityShort = true
+		}
 		if len(res.Failures) > 0 && len(res.Tasks) == 0 {
 			if l.instance != "" {
 				// A DAEMON instance that cannot take the task does not
@@ -335,6 +398,7 @@ func (c *Controller) Reconcile(ctx context.Context, cluster, name string) (time.
 			p.wake(now.Add(placementRetry))
 		}
 	}
+	c.setCapacityWaiter(cluster, key, p.rec.IsDaemon() || capacityShort)
 	var stopped []string
 	var stopErr error
 	for _, s := range p.stops {
