@@ -57,7 +57,7 @@ var layers = []struct {
 	{"internal/errdefs", 0}, {"internal/clock", 0}, {"internal/atomicfile", 1}, {"internal/version", 0}, {"internal/testenv", 0},
 	{"internal/arn", 1}, {"internal/config", 1}, {"internal/testimage", 1}, {"internal/jointoken", 1},
 	{"internal/tlsca", 2}, // imports jointoken: one implementation of the CA pin
-	{"internal/iam", 2}, {"internal/ecs", 2},
+	{"internal/iam", 2}, {"internal/ecs", 2}, {"internal/ecr", 2},
 	{"internal/scheduler", 3}, {"internal/agentproto", 3},
 	{"internal/store/storetest", 5}, {"internal/store/", 4}, {"internal/store", 3}, {"internal/embedetcd", 4},
 	{"internal/awsapi", 6}, {"internal/account", 6},
@@ -146,6 +146,7 @@ var allowed = map[string][]string{
 	"github.com/containerd/":                           {"internal/agent/runtime/containerd"},
 	"github.com/containerd/go-cni":                     {"internal/agent/network"},
 	"github.com/aws/smithy-go/transport/http/protocol": {"internal/awsapi/awsjson"},
+	"github.com/distribution/distribution/v3":          {"internal/registry"},
 }
 
 func TestOnlyNamedPackagesImportRestrictedModules(t *testing.T) {
@@ -189,6 +190,9 @@ var forbidden = []struct {
 	{"internal/ecs", "os", "the domain does no I/O", false},
 	{"internal/ecs", module + "/internal/store", "the domain does no I/O", false},
 	{"internal/ecs", "github.com/aws/aws-sdk-go-v2/service/ecs", "the domain may use the SDK's data types (…/ecs/types) but not its client", true},
+	{"internal/ecr", "net/http", "the domain does no I/O", false},
+	{"internal/ecr", "os", "the domain does no I/O", false},
+	{"internal/ecr", module + "/internal/store", "the domain does no I/O", false},
 	{"internal/iam", "net/http", "policy evaluation does no I/O", false},
 	{"internal/scheduler", "net/http", "placement is a pure function", false},
 	{"internal/awsapi", module + "/internal/ecs", "protocols know nothing about ECS", false},
