@@ -92,6 +92,10 @@ func Start(ctx context.Context, cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	client := newECSClient(a.id, hc)
+	tokens, err := newRegistryTokens(a.id, hc, cfg.Clock)
+	if err != nil {
+		return nil, err
+	}
 	if a.inst, err = register(ctx, cfg, a.db, client, a.id); err != nil {
 		return nil, err
 	}
@@ -136,7 +140,7 @@ func Start(ctx context.Context, cfg Config) (*Agent, error) {
 		Runtime: a.rt, Network: a.net, Ports: ports, State: a.db,
 		Reporter: reporter{client: client}, Health: healthSender{client: a.acs},
 		MetadataEnv: func(endpointID string) []string { return taskmeta.Env(metaBase, endpointID) },
-		Pull:        runtime.PullOptions{Behavior: pull, Auth: registryAuth(cfg.Agent)},
+		Pull:        pullOptions(pull, cfg.Agent, tokens, a.id.Endpoint, tlsConf),
 		StopTimeout: cfg.Agent.ContainerStopTimeout, CleanupWait: cfg.Agent.TaskCleanupWaitDuration,
 		PrivilegedDisabled: cfg.Agent.PrivilegedDisabled, PidsLimit: int64(cfg.Agent.TaskPidsLimit),
 		Logger: cfg.Logger,

@@ -19,6 +19,7 @@ package runtime
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"os"
 	"slices"
@@ -125,6 +126,10 @@ type PullOptions struct {
 	// PlainHTTPHosts are registry hosts ("host[:port]") spoken to over
 	// plain HTTP instead of HTTPS.
 	PlainHTTPHosts []string
+	// TLS, when set and it returns a config for a registry host, is the
+	// TLS configuration for that registry (berth's own registry, trusted
+	// by its CA pin); other registries use the system's roots.
+	TLS func(host string) *tls.Config
 }
 
 // PlainHTTP reports whether host is listed in PlainHTTPHosts.

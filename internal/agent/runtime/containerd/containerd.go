@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"strconv"
 	"sync"
@@ -190,11 +191,25 @@ func (r *Runtime) pull(ctx context.Context, ref string, opts runtime.PullOptions
 	if opts.Auth != nil {
 		authOpts = append(authOpts, docker.WithAuthCreds(opts.Auth))
 	}
+	hostOpts := []docker.RegistryOpt{
+		docker.WithAuthorizer(docker.NewDockerAuthorizer(authOpts...)),
+		docker.WithPlainHTTP(func(host string) (bool, error) { return opts.PlainHTTP(host), nil }),
+	}
+	defaults := docker.ConfigureDefaultRegistries(hostOpts...)
 	resolver := docker.NewResolver(docker.ResolverOptions{
-		Hosts: docker.ConfigureDefaultRegistries(
-			docker.WithAuthorizer(docker.NewDockerAuthorizer(authOpts...)),
-			docker.WithPlainHTTP(func(host string) (bool, error) { return opts.PlainHTTP(host), nil }),
-		),
+		Hosts: func(host string) ([]docker.RegistryHost, error) {
+			// A registry with its own trust (berth's, pinned by its CA)
+			// gets a client that trusts only that; others the system's.
+			if opts.TLS != nil {
+				if conf := opts.TLS(host); conf != nil {
+					client := &http.Client{Transport: &http.Transport{
+						Proxy: http.ProxyFromEnvironment, TLSClientConfig: conf, TLSHandshakeTimeout: 10 * time.Second,
+					}}
+					return docker.ConfigureDefaultRegistries(append(hostOpts, docker.WithClient(client))...)(host)
+				}
+			}
+			return defaults(host)
+		},
 	})
 	img, err := r.client.Pull(ctx, ref,
 		containerd.WithResolver(resolver),
