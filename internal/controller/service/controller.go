@@ -86,6 +86,39 @@ type Controller struct {
 	// capacity: service keys that wait for room (a launch could not place
 	// everything, or a DAEMON service), by cluster.
 	capacity map[string]map[string]bool
+	// refused: per DAEMON service key, the instances placement refused its
+	// task on, with the instance's mod revision and the service's
+	// generation then; an instance counts again once either changed.
+	refused map[string]map[string]refusal
+}
+
+type refusal struct{ instanceRev, generation int64 }
+
+func (c *Controller) refuse(key, instance string, rev, generation int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := c.refused[key]
+	if m == nil {
+		m = map[string]refusal{}
+		c.refused[key] = m
+	}
+	m[instance] = refusal{instanceRev: rev, generation: generation}
+}
+
+// refusedInstances are the instances still refusing a DAEMON service's
+// task: neither the instance nor the service changed since.
+func (c *Controller) refusedInstances(key string, revs map[string]int64, generation int64) map[string]bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]bool{}
+	for id, r := range c.refused[key] {
+		if rev, ok := revs[id]; ok && rev == r.instanceRev && generation == r.generation {
+			out[id] = true
+		} else {
+			delete(c.refused[key], id)
+		}
+	}
+	return out
 }
 
 // New returns a controller; Run starts it.
@@ -105,7 +138,7 @@ func New(cfg Config) *Controller {
 	}
 	return &Controller{
 		cfg: cfg, log: log, services: map[string]map[string]bool{}, owners: map[string]string{},
-		instStatus: map[string]string{}, capacity: map[string]map[string]bool{},
+		instStatus: map[string]string{}, capacity: map[string]map[string]bool{}, refused: map[string]map[string]refusal{},
 	}
 }
 
@@ -389,9 +422,10 @@ func (c *Controller) Reconcile(ctx context.Context, cluster, name string) (time.
 		if len(res.Failures) > 0 && len(res.Tasks) == 0 {
 			if l.instance != "" {
 				// A DAEMON instance that cannot take the task does not
-				// count toward the desired count.
-				p.rec.Service.DesiredCount--
-				p.rec.Primary().Deployment.DesiredCount = p.rec.Service.DesiredCount
+				// count toward the desired count until it changes: decide
+				// again at once without it.
+				c.refuse(key, l.instance, v.instanceRevs[l.instance], p.rec.Generation)
+				p.wake(now)
 				continue
 			}
 			p.rec.AddEvent("place", newEventID(), domain.EventUnableToPlace(name, res.Closest), now)
@@ -428,7 +462,7 @@ func (c *Controller) Reconcile(ctx context.Context, cluster, name string) (time.
 
 // view reads what decide needs.
 func (c *Controller) view(ctx context.Context, rec domain.ServiceRecord) (view, error) {
-	v := view{rec: rec, instances: map[string]*domain.ContainerInstance{}, checked: map[string]bool{}}
+	v := view{rec: rec, instances: map[string]*domain.ContainerInstance{}, instanceRevs: map[string]int64{}, checked: map[string]bool{}}
 	tasks, err := c.cfg.Launcher.Tasks(ctx, rec.Cluster, rec.Name)
 	if err != nil {
 		return v, err
@@ -445,8 +479,10 @@ func (c *Controller) view(ctx context.Context, rec domain.ServiceRecord) (view, 
 		}
 		if ci.Status != domain.InstanceStatusInactive {
 			v.instances[ci.ID] = &ci
+			v.instanceRevs[ci.ID] = kv.ModRevision
 		}
 	}
+	v.refused = c.refusedInstances(domain.ServiceKey(rec.Cluster, rec.Name), v.instanceRevs, rec.Generation)
 	for _, d := range rec.Deployments {
 		checked, err := c.healthChecked(ctx, d.Family, d.Revision)
 		if err != nil {

@@ -196,4 +196,3 @@ func TestRouteInstanceChanges(t *testing.T) {
 		t.Fatalf("a standalone task queued %v", got)
 	}
 }
-

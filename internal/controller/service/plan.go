@@ -18,6 +18,11 @@ type view struct {
 	rec       domain.ServiceRecord
 	tasks     []*domain.TaskRecord
 	instances map[string]*domain.ContainerInstance // by id
+	// instanceRevs are the instances' mod revisions, by id.
+	instanceRevs map[string]int64
+	// refused are the ACTIVE instances a DAEMON service's task was refused
+	// on (resources, constraints) and that did not change since.
+	refused map[string]bool
 	// checked says, per deployment id, whether an essential container of
 	// its task definition has a health check (then a task is healthy only
 	// once HEALTHY; otherwise SettleTime after RUNNING).
@@ -70,7 +75,8 @@ type taskState struct {
 	deployment string
 	active     bool // desiredStatus RUNNING
 	running    bool // lastStatus RUNNING
-	counted    bool // counts toward running + pending (maximumPercent)
+	counted    bool // not STOPPED: counts toward maximumPercent
+	started    bool // PROVISIONING … RUNNING: not yet stopping
 	healthy    bool // counts toward minimumHealthyPercent
 	unhealthy  bool // failed its health checks after the grace period
 	draining   bool // on a DRAINING or gone instance
@@ -85,11 +91,13 @@ func (v *view) classify(grace time.Duration, wake func(time.Time)) []taskState {
 		last := aws.ToString(t.Task.LastStatus)
 		s.active = aws.ToString(t.Task.DesiredStatus) == domain.TaskStatusRunning
 		s.running = last == domain.TaskStatusRunning
+		// Every task not yet STOPPED holds its instance (ports, memory),
+		// also while it stops: it counts toward maximumPercent until the
+		// agent reports it STOPPED.
+		s.counted = last != domain.TaskStatusStopped
 		switch last {
-		case domain.TaskStatusRunning:
-			s.counted = true
-		case domain.TaskStatusProvisioning, domain.TaskStatusPending, domain.TaskStatusActivating:
-			s.counted = s.active
+		case domain.TaskStatusProvisioning, domain.TaskStatusPending, domain.TaskStatusActivating, domain.TaskStatusRunning:
+			s.started = true
 		}
 		if ci := v.instances[t.InstanceID]; t.InstanceID != "" && (ci == nil || ci.Status != domain.InstanceStatusActive) {
 			s.draining = true
@@ -155,14 +163,14 @@ func decide(v view) plan {
 }
 
 // decideDeleted stops every task of a DRAINING service and makes it
-// INACTIVE once none is left RUNNING or PENDING.
+// INACTIVE once every task is STOPPING or STOPPED (as ECS does).
 func decideDeleted(rec *domain.ServiceRecord, states []taskState, p *plan, now time.Time) {
 	left := 0
 	for _, s := range states {
 		if s.active {
 			p.stops = append(p.stops, stop{taskID: s.id, reason: reasonDeleted, running: s.running})
 		}
-		if s.counted {
+		if s.started {
 			left++
 		}
 	}
@@ -337,7 +345,7 @@ func decideDaemon(rec *domain.ServiceRecord, states []taskState, v *view, p *pla
 	}
 	ids := make([]string, 0, len(v.instances))
 	for id, ci := range v.instances {
-		if ci.Status == domain.InstanceStatusActive {
+		if ci.Status == domain.InstanceStatusActive && !v.refused[id] {
 			ids = append(ids, id)
 		}
 	}
@@ -418,7 +426,7 @@ func settle(rec *domain.ServiceRecord, states []taskState, p *plan, now time.Tim
 	failures := 0
 	var lastFailure time.Time
 	for _, s := range states {
-		if failedToStart(s.t) && s.t.Task.StoppedAt.After(since) {
+		if failedToStart(s.t) && !s.t.Task.StoppedAt.Before(since) {
 			failures++
 			if s.t.Task.StoppedAt.After(lastFailure) {
 				lastFailure = *s.t.Task.StoppedAt
