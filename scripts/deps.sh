@@ -61,12 +61,14 @@ start_containerd() {
 	return 1
 }
 
-# What the tests need on top: the real AWS CLI v2 from Debian (/usr/bin/aws).
+# What the tests need on top: the real AWS CLI v2 from Debian (/usr/bin/aws),
+# skopeo for the registry.
 need_test_deps() {
 	need_runtime_deps
 	_need_pkg awscli /usr/bin/aws
 	_need_pkg faketime /usr/bin/faketime
 	_need_pkg python3 python3
 	_need_pkg python3-boto3 /usr/lib/python3/dist-packages/boto3
+	_need_pkg skopeo /usr/bin/skopeo
 	start_containerd
 }

@@ -47,7 +47,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newServerCmd(false), newServerCmd(true), newAgentCmd(), newTokenCmd(), newExplainCmd(), newLogsCmd(), newImageCmd(), newVersionCmd())
+	root.AddCommand(newServerCmd(false), newServerCmd(true), newAgentCmd(), newTokenCmd(), newExplainCmd(), newLogsCmd(), newImageCmd(), newRegistryCmd(), newVersionCmd())
 	return root
 }
 

@@ -67,3 +67,62 @@ const TokenExpiredMessage = "Your authorization token has expired. Reauthenticat
 // NotAuthorizedMessage is what ECR's registry says (401 UNAUTHORIZED) to a
 // request without valid credentials.
 const NotAuthorizedMessage = "Not Authorized"
+
+// ImageIDNotFound is ImageNotFoundException as the ECR API words it,
+// naming the imageId the caller sent ('null' for a missing member).
+func ImageIDNotFound(ref ImageRef, repository, registryID string) error {
+	return errdefs.WithReason(errdefs.ErrNotFound, ErrImageNotFound,
+		fmt.Sprintf("The image with imageId {imageDigest:'%s', imageTag:'%s'} does not exist within the repository with name '%s' in the registry with id '%s'",
+			orNull(ref.Digest), orNull(ref.Tag), repository, registryID))
+}
+
+// ImageAlreadyExists is ImageAlreadyExistsException: PutImage of a
+// manifest (and tag) the repository already holds.
+func ImageAlreadyExists(digest, tag, repository, registryID string) error {
+	return errdefs.WithReason(errdefs.ErrAlreadyExists, ErrImageAlreadyExists,
+		fmt.Sprintf("Image with digest '%s' and tag '%s' already exists in the repository with name '%s' in registry with id '%s'",
+			digest, orNull(tag), repository, registryID))
+}
+
+// ImageDigestDoesNotMatch is ImageDigestDoesNotMatchException: PutImage
+// with an imageDigest that is not the manifest's.
+func ImageDigestDoesNotMatch(given, computed string) error {
+	return errdefs.WithReason(errdefs.ErrInvalidArgument, ErrImageDigestDoesNotMatch,
+		fmt.Sprintf("Provided image digest '%s' does not match the calculated image digest '%s'", given, computed))
+}
+
+// RepositoryPolicyNotFound is RepositoryPolicyNotFoundException.
+func RepositoryPolicyNotFound(name, registryID string) error {
+	return errdefs.WithReason(errdefs.ErrNotFound, ErrRepositoryPolicyNotFound,
+		fmt.Sprintf("Repository policy does not exist for the repository with name '%s' in the registry with id '%s'", name, registryID))
+}
+
+// LifecyclePolicyNotFound is LifecyclePolicyNotFoundException.
+func LifecyclePolicyNotFound(name, registryID string) error {
+	return errdefs.WithReason(errdefs.ErrNotFound, ErrLifecyclePolicyNotFound,
+		fmt.Sprintf("Lifecycle policy does not exist for the repository with name '%s' in the registry with id '%s'", name, registryID))
+}
+
+// LifecyclePolicyPreviewNotFound is LifecyclePolicyPreviewNotFoundException.
+func LifecyclePolicyPreviewNotFound(name, registryID string) error {
+	return errdefs.WithReason(errdefs.ErrNotFound, ErrLifecyclePolicyPreviewNotFound,
+		fmt.Sprintf("There is no dry run for the repository with name '%s' in the registry with id '%s'", name, registryID))
+}
+
+// Reasons of the ECR API's further exceptions (as the sentinels above).
+var (
+	ErrImageAlreadyExists             = errors.New("image already exists")               // with errdefs.ErrAlreadyExists
+	ErrImageDigestDoesNotMatch        = errors.New("image digest does not match")        // with errdefs.ErrInvalidArgument
+	ErrRepositoryPolicyNotFound       = errors.New("repository policy not found")        // with errdefs.ErrNotFound
+	ErrLifecyclePolicyNotFound        = errors.New("lifecycle policy not found")         // with errdefs.ErrNotFound
+	ErrLifecyclePolicyPreviewNotFound = errors.New("lifecycle policy preview not found") // with errdefs.ErrNotFound
+	ErrInvalidTagParameter            = errors.New("invalid tag parameter")              // with errdefs.ErrInvalidArgument
+	ErrTooManyTags                    = errors.New("too many tags")                      // with errdefs.ErrLimitExceeded
+)
+
+func orNull(s string) string {
+	if s == "" {
+		return "null"
+	}
+	return s
+}

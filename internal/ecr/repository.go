@@ -1,6 +1,8 @@
 // Package ecr is berth's ECR domain: the repository record and its store
-// keys, ECR's validation rules and error texts, and the authorization tokens
-// that GetAuthorizationToken issues and the registry accepts. It does no I/O:
+// keys, ECR's validation rules and error texts, the authorization tokens
+// that GetAuthorizationToken issues and the registry accepts, repository and
+// lifecycle policies (validation, and the lifecycle evaluator), and the
+// image values the registry's storage view reports. It does no I/O:
 // the ECR API reads and writes the records through the store, the registry
 // (internal/registry) serves the images.
 package ecr

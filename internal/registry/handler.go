@@ -141,6 +141,20 @@ func (r *Registry) serveRepository(w http.ResponseWriter, req *http.Request, p i
 	}
 
 	switch {
+	case route == v2.RouteNameTags:
+		// A repository created and not pushed to yet has no directory in
+		// the storage, and distribution would answer NAME_UNKNOWN: in ECR
+		// it exists, with no tags.
+		has, err := r.HasImages(ctx, name)
+		if err != nil {
+			r.writeError(w, req, err)
+			return
+		}
+		if !has {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = fmt.Fprintf(w, "{\"name\":%q,\"tags\":[]}\n", name)
+			return
+		}
 	case route == v2.RouteNameBlobUpload:
 		if err := r.checkMount(ctx, req, p); err != nil {
 			r.writeError(w, req, err)

@@ -8,7 +8,6 @@ import (
 	"path"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/distribution/distribution/v3"
 	"github.com/distribution/distribution/v3/manifest/manifestlist"
@@ -26,34 +25,17 @@ import (
 // distribution's storage packages. These methods do not authorize or check
 // that the repository record exists: the caller (the ECR API) has.
 
-// Image describes one image (manifest) of a repository as DescribeImages
-// reports it.
-type Image struct {
-	Digest string
-	Tags   []string // sorted
-	// SizeBytes is ECR's imageSizeInBytes: the config and layer blobs of
-	// an image manifest (compressed, as pushed); for an index, the largest
-	// of its images.
-	SizeBytes int64
-	// PushedAt is when the manifest was last written to the repository.
-	PushedAt  time.Time
-	MediaType string // the manifest's media type
-	// ArtifactMediaType is the config's media type, for image manifests.
-	ArtifactMediaType string
-}
-
-// Manifest is a stored manifest.
-type Manifest struct {
-	Digest    string
-	MediaType string
-	Body      []byte
-}
-
-// ImageRef names an image by tag, digest, or both (which must agree).
-type ImageRef struct {
-	Digest string
-	Tag    string
-}
+// The storage view's value types are ecr's, so that the ECR API and the
+// lifecycle sweeper share them without importing this package; the aliases
+// keep the names short here.
+type (
+	// Image describes one image (manifest) of a repository.
+	Image = ecr.Image
+	// Manifest is a stored manifest.
+	Manifest = ecr.Manifest
+	// ImageRef names an image by tag, digest, or both (which must agree).
+	ImageRef = ecr.ImageRef
+)
 
 const repositoriesRoot = "/docker/registry/v2/repositories/"
 
@@ -281,10 +263,17 @@ func (r *Registry) HasImages(ctx context.Context, repository string) (bool, erro
 	if err != nil {
 		return false, errdefs.Internal(err)
 	}
-	found := errors.New("found")
-	err = ms.(distribution.ManifestEnumerator).Enumerate(ctx, func(digest.Digest) error { return found })
+	// The filesystem driver wraps the walk function's error in a
+	// driver.Error that errors.Is cannot see through: remember the find
+	// instead of recognizing the stop error.
+	found := false
+	errStop := errors.New("found")
+	err = ms.(distribution.ManifestEnumerator).Enumerate(ctx, func(digest.Digest) error {
+		found = true
+		return errStop
+	})
 	switch {
-	case errors.Is(err, found):
+	case found:
 		return true, nil
 	case err == nil || isPathNotFound(err):
 		return false, nil

@@ -78,6 +78,9 @@ func TestStorageView(t *testing.T) {
 		t.Fatalf("layer of another repository available: %v %v", ok, err)
 	}
 
+	if has, err := e.reg.HasImages(ctx, "team/app"); err != nil || !has {
+		t.Fatalf("HasImages with an image = %v, %v", has, err)
+	}
 	// By tag: the image stays while another tag holds it.
 	del, err := e.reg.DeleteImage(ctx, "team/app", ImageRef{Tag: "v1"})
 	if err != nil || del.Digest != dg || del.Tag != "v1" {

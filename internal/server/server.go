@@ -33,11 +33,14 @@ import (
 	"github.com/berth-dev/berth/internal/awsapi/sigv4"
 	"github.com/berth-dev/berth/internal/clock"
 	"github.com/berth-dev/berth/internal/config"
+	"github.com/berth-dev/berth/internal/controller/ecrlifecycle"
 	"github.com/berth-dev/berth/internal/controller/leader"
 	servicectl "github.com/berth-dev/berth/internal/controller/service"
 	"github.com/berth-dev/berth/internal/controller/taskreaper"
+	"github.com/berth-dev/berth/internal/ecrapi"
 	"github.com/berth-dev/berth/internal/ecsapi"
 	"github.com/berth-dev/berth/internal/iam"
+	"github.com/berth-dev/berth/internal/registry"
 	"github.com/berth-dev/berth/internal/store"
 	"github.com/berth-dev/berth/internal/store/watchcache"
 	"github.com/berth-dev/berth/internal/tlsca"
@@ -54,15 +57,17 @@ type Server struct {
 	// "" on a plain-HTTP (loopback) listener.
 	caPin string
 
-	listener net.Listener
-	http     *http.Server
-	reaper   *taskreaper.Reaper
-	services *servicectl.Controller
-	store    store.Store // the cached store
-	id       string      // this server's id (DATA/server-id)
-	backend  *backend
-	cache    *watchcache.Cache
-	channel  *acs.Server // the agent channel; owns its connections
+	listener  net.Listener
+	http      *http.Server
+	reaper    *taskreaper.Reaper
+	services  *servicectl.Controller
+	registry  *registry.Registry
+	lifecycle *ecrlifecycle.Sweeper
+	store     store.Store // the cached store
+	id        string      // this server's id (DATA/server-id)
+	backend   *backend
+	cache     *watchcache.Cache
+	channel   *acs.Server // the agent channel; owns its connections
 }
 
 // Start opens the store, bootstraps the account and starts listening. The
@@ -133,12 +138,34 @@ func Start(ctx context.Context, cfg config.Server, log *slog.Logger) (*Server, e
 		Clock:  clk,
 		Region: s.account.Region,
 	}
+	// The registry (ECR) on the same listener: /v2/ for clients, the ECR
+	// API among the AWS APIs. Its token key lives in the store, so every
+	// server sharing it accepts the same tokens.
+	tokenKey, err := registryTokenKey(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	registryHost, registryScheme := endpointHostScheme(s.endpoint)
+	if s.registry, err = registry.New(registry.Config{
+		RootDirectory: filepath.Join(cfg.DataDir, "registry"),
+		AccountID:     s.account.ID, Region: s.account.Region, Host: registryHost,
+		TokenKey: tokenKey, SigV4: verifier,
+		Authorizer: authz, Repositories: ecrapi.Repositories{Store: st},
+		Clock: clk, Logger: log,
+	}); err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	s.lifecycle = ecrlifecycle.New(ecrlifecycle.Config{Store: st, Images: s.registry, Clock: clk, Logger: log})
 	router := &awsapi.Router{
 		Verifier: verifier,
 		JSON: []*awsjson.Service{ecsapi.New(ecsapi.Config{
 			Store: st, Authorizer: authz, Clock: clk,
 			Region: s.account.Region, AccountID: s.account.ID, Logger: log,
-			Endpoint: s.endpoint,
+			Endpoint: s.endpoint, RegistryHosts: []string{registryHost},
+		}), ecrapi.New(ecrapi.Config{
+			Store: st, Authorizer: authz, Images: s.registry, Clock: clk,
+			Region: s.account.Region, AccountID: s.account.ID, Logger: log,
+			RegistryHost: registryHost, RegistryScheme: registryScheme, TokenKey: tokenKey,
 		})},
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		Metrics:      newAPIMetrics(reg),
@@ -177,6 +204,8 @@ func Start(ctx context.Context, cfg config.Server, log *slog.Logger) (*Server, e
 		Help: "Container instances whose agent has the channel open on this server.",
 	}, func() float64 { return float64(channel.Connected()) }))
 	mux.Handle(agentproto.ChannelPath, s.channel)
+	mux.Handle("/v2/", s.registry)
+	(&registryGC{verifier: verifier, authz: authz, registry: s.registry}).register(mux)
 	mux.Handle("/", router)
 	s.http = &http.Server{
 		Handler:           mux,
@@ -286,6 +315,12 @@ func (s *Server) Run(ctx context.Context) error {
 	// The service scheduler must run on one server at a time: it would
 	// start tasks twice. The lease id is kept in the data directory, so a
 	// restarted server takes its own lease back at once.
+	controllers.Go(func() { s.lifecycle.Run(ctrlCtx) })
+	if gc, err := s.registry.StartCollector(ctrlCtx, registryGCInterval); err != nil {
+		s.log.Error("registry garbage collector not started", "err", err)
+	} else {
+		defer gc.Stop()
+	}
 	controllers.Go(func() {
 		leader.Run(ctrlCtx, leader.Config{Store: s.store, Name: "service-controller", ID: s.id, Logger: s.log}, s.services.Run)
 	})
@@ -328,6 +363,10 @@ func (s *Server) Close() error {
 	}
 	if s.listener != nil && s.http == nil {
 		errs = append(errs, s.listener.Close())
+	}
+	if s.registry != nil {
+		errs = append(errs, s.registry.Close())
+		s.registry = nil
 	}
 	if s.cache != nil {
 		s.cache.Close()
