@@ -90,6 +90,10 @@ type Controller struct {
 	// task on, with the instance's mod revision and the service's
 	// generation then; an instance counts again once either changed.
 	refused map[string]map[string]refusal
+	// instCache: instance key → its id and status at a mod revision.
+	instCache map[string]instEntry
+	// checkedCache: task definition key → has an essential health check.
+	checkedCache map[string]bool
 }
 
 type refusal struct{ instanceRev, generation int64 }
@@ -139,6 +143,7 @@ func New(cfg Config) *Controller {
 	return &Controller{
 		cfg: cfg, log: log, services: map[string]map[string]bool{}, owners: map[string]string{},
 		instStatus: map[string]string{}, capacity: map[string]map[string]bool{}, refused: map[string]map[string]refusal{},
+		instCache: map[string]instEntry{}, checkedCache: map[string]bool{},
 	}
 }
 
@@ -339,6 +344,7 @@ func (c *Controller) route(q *workqueue.Queue, ev store.Event) {
 		old, known := c.instStatus[key]
 		if status == "" {
 			delete(c.instStatus, key)
+			delete(c.instCache, key)
 		} else {
 			c.instStatus[key] = status
 		}
@@ -473,12 +479,12 @@ func (c *Controller) view(ctx context.Context, rec domain.ServiceRecord) (view, 
 		return v, err
 	}
 	for _, kv := range kvs {
-		var ci domain.ContainerInstance
-		if err := json.Unmarshal(kv.Value, &ci); err != nil {
-			return v, errdefs.Internal(fmt.Errorf("decode %s: %w", kv.Key, err))
+		ci, err := c.instance(kv)
+		if err != nil {
+			return v, err
 		}
 		if ci.Status != domain.InstanceStatusInactive {
-			v.instances[ci.ID] = &ci
+			v.instances[ci.ID] = ci
 			v.instanceRevs[ci.ID] = kv.ModRevision
 		}
 	}
@@ -494,10 +500,59 @@ func (c *Controller) view(ctx context.Context, rec domain.ServiceRecord) (view, 
 	return v, nil
 }
 
+// instance is the part of an instance record decide reads (id, status),
+// decoded once per mod revision: every reconcile reads every instance of
+// its cluster, and decoding whole records dominated the scheduler's CPU
+// (docs/benchmarks.md, "Services").
+func (c *Controller) instance(kv store.KV) (*domain.ContainerInstance, error) {
+	c.mu.Lock()
+	e, ok := c.instCache[kv.Key]
+	c.mu.Unlock()
+	if ok && e.rev == kv.ModRevision {
+		return e.ci, nil
+	}
+	var head struct {
+		ID     string `json:"id"`
+		Status string `json:"status"`
+	}
+	if err := json.Unmarshal(kv.Value, &head); err != nil {
+		return nil, errdefs.Internal(fmt.Errorf("decode %s: %w", kv.Key, err))
+	}
+	ci := &domain.ContainerInstance{ID: head.ID, Status: head.Status}
+	c.mu.Lock()
+	c.instCache[kv.Key] = instEntry{rev: kv.ModRevision, ci: ci}
+	c.mu.Unlock()
+	return ci, nil
+}
+
+type instEntry struct {
+	rev int64
+	ci  *domain.ContainerInstance // shared, read-only
+}
+
 // healthChecked says whether an essential container of a task definition
-// has a health check.
+// has a health check; revisions never change their containers, so the
+// answer is kept.
 func (c *Controller) healthChecked(ctx context.Context, family string, revision int32) (bool, error) {
-	kv, err := c.cfg.Store.Get(ctx, domain.TaskDefinitionKey(family, revision))
+	key := domain.TaskDefinitionKey(family, revision)
+	c.mu.Lock()
+	checked, ok := c.checkedCache[key]
+	c.mu.Unlock()
+	if ok {
+		return checked, nil
+	}
+	checked, err := c.readHealthChecked(ctx, key)
+	if err != nil {
+		return false, err
+	}
+	c.mu.Lock()
+	c.checkedCache[key] = checked
+	c.mu.Unlock()
+	return checked, nil
+}
+
+func (c *Controller) readHealthChecked(ctx context.Context, key string) (bool, error) {
+	kv, err := c.cfg.Store.Get(ctx, key)
 	if errors.Is(err, errdefs.ErrNotFound) {
 		return false, nil
 	}
