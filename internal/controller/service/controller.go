@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	mathrand "math/rand/v2"
 	"strings"
 	"sync"
 	"time"
@@ -281,10 +282,12 @@ func (c *Controller) watch(ctx context.Context, q *workqueue.Queue, ch <-chan st
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-resync:
+			// Spread over the interval: all at once, a resync of
+			// hundreds of services takes both cores for seconds.
 			c.mu.Lock()
 			for cluster, names := range c.services {
 				for name := range names {
-					q.Add(domain.ServiceKey(cluster, name))
+					q.AddAfter(domain.ServiceKey(cluster, name), mathrand.N(c.cfg.Resync))
 				}
 			}
 			c.mu.Unlock()
