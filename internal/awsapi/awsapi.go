@@ -19,6 +19,16 @@ import (
 // the protocol packages, which this package imports, can use it too.
 type Error = apierror.Error
 
+// ErrorRule maps a service's sentinel to one of its exceptions (a row of
+// the table MapByTable reads).
+type ErrorRule = apierror.Rule
+
+// MapByTable translates a service handler's error through its table; see
+// apierror.MapByTable.
+func MapByTable(err error, table []ErrorRule, fallback ErrorRule, serverMessage string) *Error {
+	return apierror.MapByTable(err, table, fallback, serverMessage)
+}
+
 type ctxKey int
 
 const (

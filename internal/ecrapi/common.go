@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"regexp"
 	"time"
 
@@ -31,61 +30,15 @@ func (h *handlers) authorize(ctx context.Context, action, resource string) error
 // maxTxnAttempts bounds the compare-and-swap retries of one request.
 const maxTxnAttempts = 16
 
-// commit runs attempt, which reads what it needs and returns a transaction,
-// and applies that transaction; it starts again from the read when a
-// condition fails. An attempt that returns no ops commits nothing.
+// commit runs attempt and applies its transaction, starting again from
+// the read when a condition fails (store.Commit).
 func (h *handlers) commit(ctx context.Context, attempt func() ([]store.Cond, []store.Op, error)) error {
-	for i := 0; ; i++ {
-		conds, ops, err := attempt()
-		if err != nil {
-			return err
-		}
-		if len(ops) == 0 {
-			return nil
-		}
-		_, err = h.store.Txn(ctx, conds, ops)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, errdefs.ErrConflict) {
-			return storeError(err)
-		}
-		if i+1 >= maxTxnAttempts {
-			return &errdefs.Error{Kind: errdefs.ErrConflict, Message: "concurrent update", Cause: err}
-		}
-		// The next attempt must read what beat this one, not a cache that
-		// has not applied it yet.
-		if err := store.Sync(ctx, h.store); err != nil {
-			return storeError(err)
-		}
-		if err := backoff(ctx, i); err != nil {
-			return err
-		}
-	}
-}
-
-// backoff waits a little before retry i+1, with jitter.
-func backoff(ctx context.Context, i int) error {
-	d := time.Duration(1<<min(i, 5)) * time.Millisecond
-	d += rand.N(d)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return store.Commit(ctx, h.store, maxTxnAttempts, attempt)
 }
 
 // storeError wraps an unexpected store failure: the caller sees a
 // ServerException; the cause goes to the log.
-func storeError(err error) error {
-	if errors.Is(err, errdefs.ErrUnavailable) {
-		return &errdefs.Error{Kind: errdefs.ErrUnavailable, Message: "store unavailable", Cause: err}
-	}
-	return errdefs.Internal(err)
-}
+func storeError(err error) error { return store.Unexpected(err) }
 
 // now is the handler's clock, truncated to milliseconds as ECR's
 // timestamps are.

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/berth-dev/berth/internal/awsapi"
@@ -49,58 +48,12 @@ func (h *handlers) commit(ctx context.Context, attempt func() ([]store.Cond, []s
 // commitN is commit with its own bound on attempts, for writes that many
 // requests contend for (placement on the same instances).
 func (h *handlers) commitN(ctx context.Context, attempts int, attempt func() ([]store.Cond, []store.Op, error)) error {
-	for i := 0; ; i++ {
-		conds, ops, err := attempt()
-		if err != nil {
-			return err
-		}
-		if len(ops) == 0 {
-			return nil
-		}
-		_, err = h.store.Txn(ctx, conds, ops)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, errdefs.ErrConflict) {
-			return storeError(err)
-		}
-		if i+1 >= attempts {
-			return &errdefs.Error{Kind: errdefs.ErrConflict, Message: "concurrent update", Cause: err}
-		}
-		// The next attempt must read what beat this one, not a cache that
-		// has not applied it yet.
-		if err := store.Sync(ctx, h.store); err != nil {
-			return storeError(err)
-		}
-		if err := backoff(ctx, i); err != nil {
-			return err
-		}
-	}
-}
-
-// backoff waits a little before retry i+1, with jitter so that competing
-// requests do not collide again in lockstep.
-func backoff(ctx context.Context, i int) error {
-	d := time.Duration(1<<min(i, 5)) * time.Millisecond
-	d += rand.N(d)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return store.Commit(ctx, h.store, attempts, attempt)
 }
 
 // storeError wraps an unexpected store failure: the caller sees a
 // ServerException; the cause goes to the log.
-func storeError(err error) error {
-	if errors.Is(err, errdefs.ErrUnavailable) {
-		return &errdefs.Error{Kind: errdefs.ErrUnavailable, Message: "store unavailable", Cause: err}
-	}
-	return errdefs.Internal(err)
-}
+func storeError(err error) error { return store.Unexpected(err) }
 
 // get reads and decodes the record at key. found is false when the key does
 // not exist; err is only set for store or decoding failures.

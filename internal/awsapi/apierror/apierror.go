@@ -5,7 +5,11 @@
 // awsapi.Error.
 package apierror
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/berth-dev/berth/internal/errdefs"
+)
 
 // Error is an error as it goes on the wire: an exception name, a message and
 // an HTTP status. Service edges produce it from errdefs kinds; protocols
@@ -51,4 +55,43 @@ func Resolve(err error, protocol, service, byKind func(error) *Error) *Error {
 		}
 	}
 	return byKind(err)
+}
+
+// Rule maps one sentinel (a service's reason or an errdefs kind) to an
+// exception of a service.
+type Rule struct {
+	Match  error
+	Code   string
+	Status int
+}
+
+// MapByTable translates err with the first rule of table whose sentinel it
+// carries. An *Error in the chain passes through unchanged; anything
+// unmatched is fallback. A server fault (status ≥ 500) shows
+// serverMessage, never the cause.
+//
+// When the chain holds an *errdefs.Error, only its kind and reason decide:
+// its internal cause may wrap other kinds (a store's not-found inside an
+// internal error) that must not leak into the answer.
+func MapByTable(err error, table []Rule, fallback Rule, serverMessage string) *Error {
+	var wire *Error
+	if errors.As(err, &wire) {
+		return wire
+	}
+	class := err
+	var e *errdefs.Error
+	if errors.As(err, &e) {
+		class = errors.Join(e.Kind, e.Reason)
+	}
+	for _, r := range table {
+		if !errors.Is(class, r.Match) {
+			continue
+		}
+		msg := errdefs.Message(err, r.Code)
+		if r.Status >= 500 {
+			msg = serverMessage
+		}
+		return &Error{Code: r.Code, Message: msg, HTTPStatus: r.Status}
+	}
+	return &Error{Code: fallback.Code, Message: serverMessage, HTTPStatus: fallback.Status}
 }
