@@ -56,21 +56,8 @@ func (j *agentJoin) register(mux *http.ServeMux) {
 }
 
 func (j *agentJoin) createToken(w http.ResponseWriter, r *http.Request) {
-	if !requirePost(w, r) {
-		return
-	}
-	body, err := readLimited(w, r)
-	if err != nil {
-		writeJoinError(w, err)
-		return
-	}
-	p, err := j.verifier.VerifyService(r.Context(), r, body, jointoken.SigningName)
-	if err != nil {
-		writeJoinError(w, err)
-		return
-	}
-	if err := j.authz.Authorize(r.Context(), p, iam.ActionCreateJoinToken, "*"); err != nil {
-		writeJoinError(w, err)
+	body, p, ok := signedPost(w, r, j.verifier, j.authz, iam.ActionCreateJoinToken)
+	if !ok {
 		return
 	}
 	var req jointoken.CreateRequest
@@ -319,4 +306,26 @@ func (l *failureLimiter) sweep(now time.Time) {
 			delete(l.buckets, k)
 		}
 	}
+}
+
+// signedPost reads a POST to one of berth's own endpoints: the body, the
+// caller verified with SigV4 (service jointoken.SigningName) and
+// authorized for action on "*". On failure it has answered, and ok is
+// false.
+func signedPost(w http.ResponseWriter, r *http.Request, v *sigv4.Verifier, authz iam.Authorizer, action string) (body []byte, p iam.Principal, ok bool) {
+	if !requirePost(w, r) {
+		return nil, p, false
+	}
+	body, err := readLimited(w, r)
+	if err == nil {
+		p, err = v.VerifyService(r.Context(), r, body, jointoken.SigningName)
+	}
+	if err == nil {
+		err = authz.Authorize(r.Context(), p, action, "*")
+	}
+	if err != nil {
+		writeJoinError(w, err)
+		return nil, p, false
+	}
+	return body, p, true
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/berth-dev/berth/internal/ecr"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/iam"
-	"github.com/berth-dev/berth/internal/jointoken"
 	"github.com/berth-dev/berth/internal/registry"
 	"github.com/berth-dev/berth/internal/store"
 )
@@ -85,21 +84,7 @@ func (g *registryGC) register(mux *http.ServeMux) {
 }
 
 func (g *registryGC) serve(w http.ResponseWriter, r *http.Request) {
-	if !requirePost(w, r) {
-		return
-	}
-	body, err := readLimited(w, r)
-	if err != nil {
-		writeJoinError(w, err)
-		return
-	}
-	p, err := g.verifier.VerifyService(r.Context(), r, body, jointoken.SigningName)
-	if err != nil {
-		writeJoinError(w, err)
-		return
-	}
-	if err := g.authz.Authorize(r.Context(), p, ActionCollectGarbage, "*"); err != nil {
-		writeJoinError(w, err)
+	if _, _, ok := signedPost(w, r, g.verifier, g.authz, ActionCollectGarbage); !ok {
 		return
 	}
 	stats, err := g.registry.Collect(r.Context())
