@@ -124,6 +124,9 @@ func (r *Registry) sweepBlob(ctx context.Context, vacuum storage.Vacuum, d diges
 	if err := vacuum.RemoveBlob(d.String()); err != nil && !isPathNotFound(err) {
 		return false, fmt.Errorf("registry gc: deleting %s: %w", d, err)
 	}
+	if r.files != nil {
+		r.files.forget(d)
+	}
 	return true, nil
 }
 

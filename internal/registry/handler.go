@@ -140,6 +140,9 @@ func (r *Registry) serveRepository(w http.ResponseWriter, req *http.Request, p i
 		return
 	}
 
+	if route == v2.RouteNameBlob && req.Method == http.MethodGet && r.files != nil && r.serveBlobFile(w, req, name, vars["digest"]) {
+		return
+	}
 	switch {
 	case route == v2.RouteNameTags:
 		// A repository created and not pushed to yet has no directory in
@@ -194,8 +197,43 @@ func (r *Registry) serveRepository(w http.ResponseWriter, req *http.Request, p i
 		}
 		return
 	}
+	if route == v2.RouteNameBlobUploadChunk && req.Method == http.MethodPut && r.files != nil {
+		// distribution verified the digest of the upload it just stored:
+		// that file version need not be hashed again on its first read.
+		sw := &statusWriter{ResponseWriter: w}
+		r.app.ServeHTTP(sw, req)
+		if sw.status == http.StatusCreated {
+			if d, err := digest.Parse(req.URL.Query().Get("digest")); err == nil {
+				r.files.verifiedAtUpload(d)
+			}
+		}
+		return
+	}
 	r.app.ServeHTTP(w, req)
 }
+
+// statusWriter remembers the status a handler answered.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(p []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // checkTagFree refuses a tag that exists in an IMMUTABLE repository, with
 // ECR's text. ECR refuses even a push that would keep the tag's digest.
@@ -431,4 +469,31 @@ func (r *Registry) viewRepository(ctx context.Context, ns distribution.Namespace
 		return nil, errdefs.Internal(err)
 	}
 	return repo, nil
+}
+
+// serveBlobFile serves a blob GET from the filesystem driver's file once
+// the repository is known to link the blob; false leaves the request to
+// distribution (unknown blob, other storage), which renders its errors.
+func (r *Registry) serveBlobFile(w http.ResponseWriter, req *http.Request, name, ref string) bool {
+	d, err := digest.Parse(ref)
+	if err != nil {
+		return false
+	}
+	ctx := req.Context()
+	repo, err := r.viewRepository(ctx, r.view, name)
+	if err != nil {
+		return false
+	}
+	if _, err := repo.Blobs(ctx).Stat(ctx, d); err != nil {
+		return false
+	}
+	handled, err := r.files.serve(w, req, d, r.touches.touch)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.log.Error("blob content is corrupt or unreadable", "repository", name, "digest", d, "err", err)
+			r.writeError(w, req, errdefs.Internal(err))
+		}
+		return true
+	}
+	return handled
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem" // the default driver
 	"github.com/gorilla/mux"
+	"github.com/opencontainers/go-digest"
 	"github.com/sirupsen/logrus"
 
 	"github.com/berth-dev/berth/internal/clock"
@@ -118,8 +119,11 @@ type Registry struct {
 	inner   storagedriver.StorageDriver // the real driver: GC reads it without touching
 	driver  storagedriver.StorageDriver // trackingDriver over inner
 	touches *touches
-	view    distribution.Namespace // storage view over driver, deletes enabled
-	gcView  distribution.Namespace // storage view over inner, for marking
+	// files serves blob GETs straight from the filesystem driver's files
+	// (nil with another driver).
+	files  *fileBlobs
+	view   distribution.Namespace // storage view over driver, deletes enabled
+	gcView distribution.Namespace // storage view over inner, for marking
 
 	repoLocks [64]sync.Mutex // serialize tag checks and manifest writes per repository
 	gcMu      sync.Mutex     // one Collect at a time
@@ -175,7 +179,13 @@ func New(cfg Config) (*Registry, error) {
 		return nil, fmt.Errorf("registry: storage driver %q: %w", name, err)
 	}
 	t := newTouches(cfg.Clock)
+	var files *fileBlobs
+	if name == "filesystem" {
+		root, _ := params["rootdirectory"].(string)
+		files = &fileBlobs{root: root, verified: map[digest.Digest]fileVersion{}}
+	}
 	r := &Registry{
+		files:   files,
 		cfg:     cfg,
 		log:     log,
 		libLog:  libLog,
