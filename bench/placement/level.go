@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,12 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
-	"github.com/berth-dev/berth/internal/account"
+	"github.com/berth-dev/berth/bench/benchkit"
 )
-
-const cluster = "bench"
-
-var upLine = regexp.MustCompile(`(?m)^berth is up: .* API (http[^ ,\n]*)`)
 
 // runLevel runs the whole benchmark once at concurrency c on a fresh server
 // and simulation, and tears both down.
@@ -38,64 +33,30 @@ func runLevel(ctx context.Context, o options, c int) (r result, err error) {
 	} else {
 		defer os.RemoveAll(tmp)
 	}
-	data := filepath.Join(tmp, "data")
-	var srv, agent *proc
-	defer func() {
-		// The simulation is thrown away with the server: a kill spares the
-		// 2×N deregistration calls. The server shuts down gracefully.
-		agent.stop(syscall.SIGKILL, 5*time.Second)
-		srv.stop(syscall.SIGTERM, 20*time.Second)
-	}()
-
-	argv := []string{o.berth, "server"}
+	var profile []string
 	if o.profileDir != "" {
-		self, err := os.Executable()
-		if err != nil {
-			return r, err
-		}
-		argv = []string{self, "serve",
+		profile = []string{
 			"-cpuprofile", filepath.Join(o.profileDir, fmt.Sprintf("cpu-c%d.pprof", c)),
 			"-heapprofile", filepath.Join(o.profileDir, fmt.Sprintf("heap-c%d.pprof", c)),
 			"-metrics", filepath.Join(o.profileDir, fmt.Sprintf("etcd-c%d.txt", c))}
 	}
-	argv = append(argv, "--data-dir", data, "--listen", "127.0.0.1:0", "--log-level", "warn")
-	if srv, err = startProc("server", filepath.Join(tmp, "server.log"), nil, argv...); err != nil {
-		return r, err
-	}
-	endpoint, err := srv.waitLine(ctx, upLine)
+	fleet, err := benchkit.StartFleet(ctx, o.berth, tmp, profile,
+		benchkit.Simulation{Instances: o.instances, CPU: o.instanceCPU, Memory: o.instanceMemory}, o.verbose)
 	if err != nil {
 		return r, err
 	}
-	logf(o, "server up at %s (pid %d)", endpoint, srv.pid())
+	// The simulation is thrown away with the server (2×N deregistration
+	// calls spared); the server shuts down gracefully.
+	defer fleet.Stop()
+	srv, agent := fleet.Server, fleet.Agent
 
-	token, err := createToken(ctx, o.berth, data, endpoint)
-	if err != nil {
-		return r, err
-	}
-	cfgPath := filepath.Join(tmp, "ecs.config")
-	if err := os.WriteFile(cfgPath, nil, 0o600); err != nil {
-		return r, err
-	}
-	t0 := time.Now()
-	agent, err = startProc("agent", filepath.Join(tmp, "agent.log"), []string{"ECS_DATADIR=" + filepath.Join(tmp, "agent")},
-		o.berth, "agent", "--server", endpoint, "--token", token, "--config", cfgPath, "--log-level", "info",
-		"--simulated", fmt.Sprint(o.instances), "--simulated-cpu", fmt.Sprint(o.instanceCPU),
-		"--simulated-memory", fmt.Sprint(o.instanceMemory))
-	if err != nil {
-		return r, err
-	}
-
-	id, secret, err := account.ReadCredentials(filepath.Join(data, "credentials"))
-	if err != nil {
-		return r, err
-	}
-	client := newClient(endpoint, aws.Credentials{AccessKeyID: id, SecretAccessKey: secret}, c+16)
+	client := newClient(fleet.Endpoint, fleet.Credentials, c+16)
 	arns, err := waitInstances(ctx, client, o.instances, agent)
 	if err != nil {
 		return r, err
 	}
-	r.instancesUp = time.Since(t0)
-	logf(o, "%d instances connected in %v", len(arns), r.instancesUp.Round(time.Millisecond))
+	r.instancesUp = time.Since(agent.Started)
+	benchkit.Logf(o.verbose, "%d instances connected in %v", len(arns), r.instancesUp.Round(time.Millisecond))
 
 	family := "placement-bench"
 	if _, err := client.RegisterTaskDefinition(ctx, &ecs.RegisterTaskDefinitionInput{
@@ -107,15 +68,15 @@ func runLevel(ctx context.Context, o options, c int) (r result, err error) {
 	}); err != nil {
 		return r, fmt.Errorf("register task definition: %w", err)
 	}
-	if r.rssBefore, err = procStatusKiB(srv.pid(), "VmRSS"); err != nil {
+	if r.rssBefore, err = benchkit.ProcStatusKiB(srv.Pid(), "VmRSS"); err != nil {
 		return r, err
 	}
-	cpu0, err := cpuSeconds(srv.pid())
+	cpu0, err := benchkit.CPUSeconds(srv.Pid())
 	if err != nil {
 		return r, err
 	}
 	if o.profileDir != "" {
-		_ = srv.cmd.Process.Signal(syscall.SIGUSR1) // start the CPU profile
+		_ = srv.Signal(syscall.SIGUSR1) // start the CPU profile
 	}
 
 	// Memory samples and the RUNNING poll run alongside the calls.
@@ -124,7 +85,7 @@ func runLevel(ctx context.Context, o options, c int) (r result, err error) {
 	var peakRSS atomic.Int64
 	wg.Go(func() {
 		for sampleCtx.Err() == nil {
-			if v, err := procStatusKiB(srv.pid(), "VmRSS"); err == nil && v > peakRSS.Load() {
+			if v, err := benchkit.ProcStatusKiB(srv.Pid(), "VmRSS"); err == nil && v > peakRSS.Load() {
 				peakRSS.Store(v)
 			}
 			select {
@@ -138,50 +99,34 @@ func runLevel(ctx context.Context, o options, c int) (r result, err error) {
 	calls := fire(ctx, client, o, family, c)
 	r.commit = time.Since(start)
 	r.calls = calls
-	cpu1, _ := cpuSeconds(srv.pid())
+	cpu1, _ := benchkit.CPUSeconds(srv.Pid())
 	r.serverCPU = cpu1 - cpu0
 	if o.profileDir != "" {
-		_ = srv.cmd.Process.Signal(syscall.SIGUSR2) // stop it, write the heap profile
+		_ = srv.Signal(syscall.SIGUSR2) // stop it, write the heap profile
 	}
-	logf(o, "calls returned after %v: %d tasks placed", r.commit.Round(time.Millisecond), calls.placed)
+	benchkit.Logf(o.verbose, "calls returned after %v: %d tasks placed", r.commit.Round(time.Millisecond), calls.placed)
 
-	_ = describeInstances(ctx, client, arns, func(ci types.ContainerInstance) { r.runningAtCommit += int(ci.RunningTasksCount) })
+	_ = benchkit.DescribeInstances(ctx, client, arns, func(ci types.ContainerInstance) { r.runningAtCommit += int(ci.RunningTasksCount) })
 	running, last, err := waitRunning(ctx, client, arns, calls.placed, o.poll)
 	r.running, r.runningAt, r.runningDone = running, last.Sub(start), err == nil
 	stopSampling()
 	wg.Wait()
 	r.peakRSS = peakRSS.Load()
-	if hwm, err := procStatusKiB(srv.pid(), "VmHWM"); err == nil {
+	if hwm, err := benchkit.ProcStatusKiB(srv.Pid(), "VmHWM"); err == nil {
 		r.hwm = hwm
 	}
-	if v, err := procStatusKiB(agent.pid(), "VmHWM"); err == nil {
+	if v, err := benchkit.ProcStatusKiB(agent.Pid(), "VmHWM"); err == nil {
 		r.agentHWM = v
 	}
-	r.agentStats = lastStats(agent.log)
+	r.agentStats = benchkit.LastStats(agent.Log)
 	return r, err
 }
 
-func logf(o options, format string, args ...any) {
-	if o.verbose {
-		fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05.000")}, args...)...)
-	}
-}
-
-func createToken(ctx context.Context, berth, data, endpoint string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	out, err := execOutput(ctx, berth, "token", "create", "--cluster", cluster, "--data-dir", data, "--endpoint", endpoint)
-	if err != nil {
-		return "", fmt.Errorf("berth token create: %w", err)
-	}
-	return strings.TrimSpace(out), nil
-}
-
-func newClient(endpoint string, creds aws.Credentials, conns int) *ecs.Client {
+func newClient(endpoint string, creds aws.CredentialsProvider, conns int) *ecs.Client {
 	return ecs.New(ecs.Options{
 		Region:       "us-east-1",
 		BaseEndpoint: aws.String(endpoint),
-		Credentials:  aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return creds, nil }),
+		Credentials:  creds,
 		// Every error is counted, none hidden behind the SDK's back-off.
 		RetryMaxAttempts: 1,
 		HTTPClient: &http.Client{Transport: &http.Transport{
@@ -192,23 +137,15 @@ func newClient(endpoint string, creds aws.Credentials, conns int) *ecs.Client {
 
 // waitInstances waits until want instances are ACTIVE with their agent
 // connected and returns their ARNs.
-func waitInstances(ctx context.Context, c *ecs.Client, want int, agent *proc) ([]string, error) {
+func waitInstances(ctx context.Context, c *ecs.Client, want int, agent *benchkit.Proc) ([]string, error) {
 	for {
-		arns, err := listInstances(ctx, c)
-		if err == nil && len(arns) >= want {
-			connected := 0
-			err = describeInstances(ctx, c, arns, func(ci types.ContainerInstance) {
-				if ci.AgentConnected && aws.ToString(ci.Status) == "ACTIVE" {
-					connected++
-				}
-			})
-			if err == nil && connected >= want {
-				return arns, nil
-			}
+		arns, connected, err := benchkit.ConnectedInstances(ctx, c, want)
+		if err == nil && connected >= want {
+			return arns, nil
 		}
-		if agent.exited() {
-			b, _ := os.ReadFile(agent.log)
-			return nil, fmt.Errorf("the simulation exited (%v):\n%s", agent.err, tail(b, 40))
+		if agent.Exited() {
+			b, _ := os.ReadFile(agent.Log)
+			return nil, fmt.Errorf("the simulation exited (%v):\n%s", agent.Err(), benchkit.Tail(b, 40))
 		}
 		select {
 		case <-ctx.Done():
@@ -218,43 +155,12 @@ func waitInstances(ctx context.Context, c *ecs.Client, want int, agent *proc) ([
 	}
 }
 
-func listInstances(ctx context.Context, c *ecs.Client) ([]string, error) {
-	var arns []string
-	p := ecs.NewListContainerInstancesPaginator(c, &ecs.ListContainerInstancesInput{
-		Cluster: aws.String(cluster), MaxResults: aws.Int32(100),
-	})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, err
-		}
-		arns = append(arns, page.ContainerInstanceArns...)
-	}
-	return arns, nil
-}
-
-// describeInstances describes arns, 100 at a time.
-func describeInstances(ctx context.Context, c *ecs.Client, arns []string, each func(types.ContainerInstance)) error {
-	for i := 0; i < len(arns); i += 100 {
-		out, err := c.DescribeContainerInstances(ctx, &ecs.DescribeContainerInstancesInput{
-			Cluster: aws.String(cluster), ContainerInstances: arns[i:min(i+100, len(arns))],
-		})
-		if err != nil {
-			return err
-		}
-		for _, ci := range out.ContainerInstances {
-			each(ci)
-		}
-	}
-	return nil
-}
-
 // waitRunning polls the instances' runningTasksCount until it adds up to
 // want; it returns the last sum and when it was read.
 func waitRunning(ctx context.Context, c *ecs.Client, arns []string, want int, every time.Duration) (int, time.Time, error) {
 	for {
 		sum := 0
-		err := describeInstances(ctx, c, arns, func(ci types.ContainerInstance) { sum += int(ci.RunningTasksCount) })
+		err := benchkit.DescribeInstances(ctx, c, arns, func(ci types.ContainerInstance) { sum += int(ci.RunningTasksCount) })
 		at := time.Now()
 		if err == nil && sum >= want {
 			return sum, at, nil
@@ -295,7 +201,7 @@ func fire(ctx context.Context, client *ecs.Client, o options, family string, c i
 					return
 				}
 				in := &ecs.RunTaskInput{
-					Cluster: aws.String(cluster), TaskDefinition: aws.String(family), Count: aws.Int32(int32(o.count)),
+					Cluster: aws.String(benchkit.Cluster), TaskDefinition: aws.String(family), Count: aws.Int32(int32(o.count)),
 					ClientToken: aws.String(fmt.Sprintf("placement-%d", i)), PlacementStrategy: strategy,
 				}
 				t0 := time.Now()

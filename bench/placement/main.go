@@ -25,9 +25,12 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/berth-dev/berth/bench/benchkit"
 )
 
 type options struct {
@@ -50,7 +53,7 @@ type options struct {
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "serve" {
-		if err := serve(os.Args[2:]); err != nil {
+		if err := benchkit.Serve(os.Args[2:], benchkit.ServeOptions{}); err != nil {
 			fmt.Fprintln(os.Stderr, "placement serve:", err)
 			os.Exit(1)
 		}
@@ -112,7 +115,7 @@ func parseLevels(s string) ([]int, error) {
 func run(o options) error {
 	fmt.Printf("placement: %d RunTask(count=%d) onto %d simulated instances (%d CPU / %d MiB each), task %d CPU / %d MiB, strategy %s, %d cores, %s\n",
 		o.calls, o.count, o.instances, o.instanceCPU, o.instanceMemory, o.taskCPU, o.taskMemory,
-		orDefault(o.strategy, "default (random)"), numCPU(), time.Now().UTC().Format("2006-01-02"))
+		orDefault(o.strategy, "default (random)"), runtime.NumCPU(), time.Now().UTC().Format("2006-01-02"))
 	var results []result
 	var errs []error
 	for _, c := range o.levels {

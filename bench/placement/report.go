@@ -1,17 +1,14 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"maps"
-	"os"
-	"os/exec"
-	"regexp"
-	"runtime"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/berth-dev/berth/bench/benchkit"
 )
 
 // result is one concurrency level's figures.
@@ -60,7 +57,7 @@ func (r result) print(w io.Writer) {
 		fmt.Fprintf(w, "NOT all RUNNING: %d of %d after %v from the first call (gave up)\n", r.running, r.calls.placed, r.runningAt.Round(time.Millisecond))
 	}
 	fmt.Fprintf(w, "server: %.1f CPU s during the calls; RSS %s before, peak sample %s, VmHWM %s; simulation VmHWM %s\n",
-		r.serverCPU, mib(r.rssBefore), mib(r.peakRSS), mib(r.hwm), mib(r.agentHWM))
+		r.serverCPU, benchkit.MiB(r.rssBefore), benchkit.MiB(r.peakRSS), benchkit.MiB(r.hwm), benchkit.MiB(r.agentHWM))
 	if r.agentStats != "" {
 		fmt.Fprintf(w, "simulation: %s\n", r.agentStats)
 	}
@@ -73,7 +70,7 @@ func printTable(w io.Writer, rs []result) {
 		c := r.calls
 		fmt.Fprintf(w, "| %d | %.1f s | %d | %.0f | %v | %v | %d | %d | %s | %s |\n", r.concurrency,
 			r.commit.Seconds(), c.placed, r.throughput(), pct(c.latencies, 0.5), pct(c.latencies, 0.99),
-			c.failedCalls, c.retried, runningCell(r), mib(r.hwm))
+			c.failedCalls, c.retried, runningCell(r), benchkit.MiB(r.hwm))
 	}
 }
 
@@ -95,36 +92,6 @@ func counts(m map[string]int) string {
 	}
 	return strings.Join(parts, ", ")
 }
-
-func mib(kib int64) string { return fmt.Sprintf("%d MiB", (kib+512)/1024) }
-
-var statsLine = regexp.MustCompile(`(?m)msg=simulation (.*)$`)
-
-// lastStats is the last stats line the simulation logged.
-func lastStats(logPath string) string {
-	b, err := os.ReadFile(logPath)
-	if err != nil {
-		return ""
-	}
-	m := statsLine.FindAllSubmatch(b, -1)
-	if len(m) == 0 {
-		return ""
-	}
-	return strings.ReplaceAll(string(m[len(m)-1][1]), "stats.", "")
-}
-
-func execOutput(ctx context.Context, name string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, name, args...)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
-	}
-	return string(out), nil
-}
-
-func numCPU() int { return runtime.NumCPU() }
 
 func runningCell(r result) string {
 	if r.runningDone {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/berth-dev/berth/bench/benchkit"
 )
 
 // latencyRounds pushes the small image once, then runs one unmeasured and
@@ -47,7 +49,7 @@ func latencyRounds(ctx context.Context, e *env, r *runResult, run int) error {
 		}
 		if i > 0 {
 			r.latency = append(r.latency, lat)
-			logf(o, "latency round %d: p50 %v p95 %v", i, percentile(lat, 50).Round(time.Millisecond), percentile(lat, 95).Round(time.Millisecond))
+			benchkit.Logf(o.verbose, "latency round %d: p50 %v p95 %v", i, percentile(lat, 50).Round(time.Millisecond), percentile(lat, 95).Round(time.Millisecond))
 		}
 	}
 	r.latWall = time.Since(t0)

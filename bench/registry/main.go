@@ -32,7 +32,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
 	"time"
+
+	"github.com/berth-dev/berth/bench/benchkit"
 )
 
 type options struct {
@@ -54,7 +57,7 @@ type options struct {
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "serve" {
-		if err := serve(os.Args[2:]); err != nil {
+		if err := benchkit.Serve(os.Args[2:], benchkit.ServeOptions{Announce: true}); err != nil {
 			fmt.Fprintln(os.Stderr, "registry serve:", err)
 			os.Exit(1)
 		}
@@ -106,7 +109,7 @@ func (o options) check() error {
 
 func run(o options) error {
 	fmt.Printf("registry: image %d × %d MiB, %d rounds a run, %d jobs; latency %d × %d MiB image, %d concurrent pulls × %d rounds; %d cores, %s\n",
-		o.layers, o.layerMiB, o.rounds, o.jobs, o.smallLayers, o.smallMiB, o.concurrency, o.latencyRounds, numCPU(),
+		o.layers, o.layerMiB, o.rounds, o.jobs, o.smallLayers, o.smallMiB, o.concurrency, o.latencyRounds, runtime.NumCPU(),
 		time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	var results []runResult
 	var errs []error
@@ -125,10 +128,4 @@ func run(o options) error {
 		printSummary(os.Stdout, o, results)
 	}
 	return errors.Join(errs...)
-}
-
-func logf(o options, format string, args ...any) {
-	if o.verbose {
-		fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05.000")}, args...)...)
-	}
 }

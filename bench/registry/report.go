@@ -4,13 +4,12 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"runtime"
 	"slices"
 	"strings"
 	"time"
-)
 
-func numCPU() int { return runtime.NumCPU() }
+	"github.com/berth-dev/berth/bench/benchkit"
+)
 
 // mibps is the throughput of n bytes in d, in MiB/s.
 func mibps(n int64, d time.Duration) float64 {
@@ -31,26 +30,12 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 	return s[max(0, min(i, len(s)-1))]
 }
 
-// median of vs (the mean of the middle two when even; 0 when empty).
-func median(vs []float64) float64 {
-	s := slices.Clone(vs)
-	slices.Sort(s)
-	n := len(s)
-	switch {
-	case n == 0:
-		return 0
-	case n%2 == 1:
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
-}
-
 // summary is "median [min–max]" of vs with format f.
 func summary(vs []float64, f string) string {
 	if len(vs) == 0 {
 		return "–"
 	}
-	out := fmt.Sprintf(f, median(vs))
+	out := fmt.Sprintf(f, benchkit.Median(vs))
 	if len(vs) > 1 {
 		out += fmt.Sprintf(" ["+f+"–"+f+"]", slices.Min(vs), slices.Max(vs))
 	}
@@ -137,7 +122,7 @@ func printSummary(w io.Writer, o options, rs []runResult) {
 				vs = append(vs, c.v(rr))
 			}
 			all = append(all, vs...)
-			byRun = append(byRun, fmt.Sprintf(c.f, median(vs)))
+			byRun = append(byRun, fmt.Sprintf(c.f, benchkit.Median(vs)))
 		}
 		fmt.Fprintf(w, "| %s | %s | %s |\n", c.name, summary(all, c.f), strings.Join(byRun, " / "))
 	}
@@ -151,11 +136,11 @@ func printSummary(w io.Writer, o options, rs []runResult) {
 			rp95 = append(rp95, ms(percentile(lat, 95)))
 			all = append(all, lat...)
 		}
-		p50 = append(p50, median(rp50))
-		p95 = append(p95, median(rp95))
+		p50 = append(p50, benchkit.Median(rp50))
+		p95 = append(p95, benchkit.Median(rp95))
 		p99 = append(p99, ms(percentile(all, 99)))
-		b50 = append(b50, fmt.Sprintf("%.0f", median(rp50)))
-		b95 = append(b95, fmt.Sprintf("%.0f", median(rp95)))
+		b50 = append(b50, fmt.Sprintf("%.0f", benchkit.Median(rp50)))
+		b95 = append(b95, fmt.Sprintf("%.0f", benchkit.Median(rp95)))
 	}
 	fmt.Fprintf(w, "\n%d concurrent pulls (%d rounds a run): p50 %s ms (runs %s), p95 %s ms (runs %s), p99 of each run's pulls %s ms\n",
 		o.concurrency, o.latencyRounds, summary(p50, "%.0f"), strings.Join(b50, " / "), summary(p95, "%.0f"), strings.Join(b95, " / "), summary(p99, "%.0f"))

@@ -20,18 +20,16 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/berth-dev/berth/internal/account"
+	"github.com/berth-dev/berth/bench/benchkit"
 	"github.com/berth-dev/berth/internal/agent/node"
 )
-
-var upLine = regexp.MustCompile(`(?m)^berth is up: .* API (http[^ ,\n]*)`)
 
 // env is one fresh server, its data directory and the clients' settings.
 type env struct {
 	o         options
 	tmp       string // holds data/ (the server's), copy/ (the file copies) and server.log
 	data      string
-	srv       *proc
+	srv       *benchkit.Proc
 	host      string // host:port of the registry
 	ecr       *ecr.Client
 	password  string // the ECR authorization token's password for user AWS
@@ -57,23 +55,15 @@ func startEnv(ctx context.Context, o options, name string) (e *env, err error) {
 		fmt.Fprintf(os.Stderr, "registry: logs and data of %s in %s\n", name, e.tmp)
 	}
 	e.data = filepath.Join(e.tmp, "data")
-	argv := []string{o.berth, "server"}
+	var profile []string
 	if o.profileDir != "" {
-		self, err := os.Executable()
-		if err != nil {
-			return e, err
-		}
 		e.profiling = true
-		argv = []string{self, "serve", "-cpuprofile", filepath.Join(o.profileDir, "cpu-"+name+"-%d.pprof")}
-	}
-	argv = append(argv, "--data-dir", e.data, "--listen", "127.0.0.1:0", "--log-level", "warn")
-	if e.srv, err = startProc("server", filepath.Join(e.tmp, "server.log"), nil, argv...); err != nil {
-		return e, err
+		profile = []string{"-cpuprofile", filepath.Join(o.profileDir, "cpu-"+name+"-%d.pprof")}
 	}
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	endpoint, err := e.srv.waitLine(wctx, upLine)
-	if err != nil {
+	var endpoint string
+	if e.srv, endpoint, err = benchkit.StartServer(wctx, o.berth, e.data, filepath.Join(e.tmp, "server.log"), profile); err != nil {
 		return e, err
 	}
 	u, err := url.Parse(endpoint)
@@ -81,19 +71,17 @@ func startEnv(ctx context.Context, o options, name string) (e *env, err error) {
 		return e, err
 	}
 	e.host = u.Host
-	logf(o, "server up at %s (pid %d)", endpoint, e.srv.pid())
+	benchkit.Logf(o.verbose, "server up at %s (pid %d)", endpoint, e.srv.Pid())
 
-	id, secret, err := account.ReadCredentials(filepath.Join(e.data, "credentials"))
+	creds, err := benchkit.Credentials(e.data)
 	if err != nil {
 		return e, err
 	}
 	e.ecr = ecr.New(ecr.Options{
 		Region:       "us-east-1",
 		BaseEndpoint: aws.String(endpoint),
-		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
-			return aws.Credentials{AccessKeyID: id, SecretAccessKey: secret}, nil
-		}),
-		HTTPClient: &http.Client{Transport: node.BufferBodies(&http.Transport{})},
+		Credentials:  creds,
+		HTTPClient:   &http.Client{Transport: node.BufferBodies(&http.Transport{})},
 	})
 	tok, err := e.ecr.GetAuthorizationToken(wctx, &ecr.GetAuthorizationTokenInput{})
 	if err != nil {
@@ -159,7 +147,7 @@ func newTransport() *http.Transport {
 
 // serverCPU is the CPU seconds the server has used so far.
 func (e *env) serverCPU() float64 {
-	s, _ := cpuSeconds(e.srv.pid())
+	s, _ := benchkit.CPUSeconds(e.srv.Pid())
 	return s
 }
 
@@ -184,7 +172,7 @@ func (e *env) registryBytes() int64 {
 func (e *env) profileStart() {
 	if e.profiling {
 		e.profiles++
-		_ = e.srv.cmd.Process.Signal(syscall.SIGUSR1)
+		_ = e.srv.Signal(syscall.SIGUSR1)
 	}
 }
 
@@ -192,10 +180,10 @@ func (e *env) profileStop(ctx context.Context, what string) error {
 	if !e.profiling {
 		return nil
 	}
-	_ = e.srv.cmd.Process.Signal(syscall.SIGUSR2)
+	_ = e.srv.Signal(syscall.SIGUSR2)
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if _, err := e.srv.waitLine(wctx, regexp.MustCompile(fmt.Sprintf(`(?m)^profile (%d) written$`, e.profiles))); err != nil {
+	if _, err := e.srv.WaitLine(wctx, regexp.MustCompile(fmt.Sprintf(`(?m)^profile (%d) written$`, e.profiles))); err != nil {
 		return err
 	}
 	f, err := os.OpenFile(filepath.Join(e.o.profileDir, "index.txt"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
@@ -209,7 +197,7 @@ func (e *env) profileStop(ctx context.Context, what string) error {
 // close stops the server gracefully and removes the temporary directory
 // unless -keep.
 func (e *env) close() {
-	e.srv.stop(syscall.SIGTERM, 20*time.Second)
+	e.srv.Stop(syscall.SIGTERM, 20*time.Second)
 	if !e.o.keep {
 		os.RemoveAll(e.tmp)
 	}

@@ -15,6 +15,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/berth-dev/berth/bench/benchkit"
 )
 
 // roundResult is one throughput round: a push, a pull and the file copies
@@ -69,7 +71,7 @@ func runOnce(o options, run int) (r runResult, err error) {
 			return r, fmt.Errorf("round %d: %w", i, err)
 		}
 		r.rounds = append(r.rounds, rr)
-		logf(o, "round %d: push %.0f MiB/s, pull %.0f MiB/s, copy %.0f MiB/s", i,
+		benchkit.Logf(o.verbose, "round %d: push %.0f MiB/s, pull %.0f MiB/s, copy %.0f MiB/s", i,
 			mibps(rr.bytes, rr.push), mibps(rr.bytes, rr.pull), mibps(rr.bytes, rr.copies[copyKernel]))
 	}
 

@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -17,23 +15,17 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
-	"github.com/berth-dev/berth/internal/account"
+	"github.com/berth-dev/berth/bench/benchkit"
 	"github.com/berth-dev/berth/internal/agent/node"
 )
 
-const cluster = "bench"
-
-var upLine = regexp.MustCompile(`(?m)^berth is up: .* API (http[^ ,\n]*)`)
-
 // env is one fresh server with its simulation and a client.
 type env struct {
-	o         options
-	tmp       string
-	srv       *proc
-	agent     *proc
-	client    *ecs.Client
-	started   time.Time // when the server printed that it is up (its controller starts then)
-	profiling bool
+	o               options
+	tmp             string
+	*benchkit.Fleet // the server and the simulation
+	client          *ecs.Client
+	profiling       bool
 
 	calls, callErrors atomic.Int64 // DescribeServices calls made while waiting, and failed
 }
@@ -54,66 +46,32 @@ func startEnv(ctx context.Context, o options, name string) (e *env, err error) {
 	if o.keep {
 		fmt.Fprintf(os.Stderr, "services: logs of %s in %s\n", name, e.tmp)
 	}
-	data := filepath.Join(e.tmp, "data")
-	argv := []string{o.berth, "server"}
+	var profile []string
 	if o.profileDir != "" {
-		self, err := os.Executable()
-		if err != nil {
-			return e, err
-		}
 		e.profiling = true
-		argv = []string{self, "serve",
+		profile = []string{
 			"-cpuprofile", filepath.Join(o.profileDir, "cpu-"+name+"-%d.pprof"),
 			"-heapprofile", filepath.Join(o.profileDir, "heap-"+name+"-%d.pprof"),
 			"-metrics", filepath.Join(o.profileDir, "etcd-"+name+".txt")}
 	}
-	argv = append(argv, "--data-dir", data, "--listen", "127.0.0.1:0", "--log-level", "warn")
-	if e.srv, err = startProc("server", filepath.Join(e.tmp, "server.log"), nil, argv...); err != nil {
+	if e.Fleet, err = benchkit.StartFleet(ctx, o.berth, e.tmp, profile,
+		benchkit.Simulation{Instances: o.instances, CPU: o.instanceCPU, Memory: o.instanceMemory}, o.verbose); err != nil {
 		return e, err
 	}
-	endpoint, err := e.srv.waitLine(ctx, upLine)
-	if err != nil {
-		return e, err
-	}
-	e.started = time.Now()
-	logf(o, "server up at %s (pid %d)", endpoint, e.srv.pid())
-
-	token, err := createToken(ctx, o.berth, data, endpoint)
-	if err != nil {
-		return e, err
-	}
-	cfgPath := filepath.Join(e.tmp, "ecs.config")
-	if err := os.WriteFile(cfgPath, nil, 0o600); err != nil {
-		return e, err
-	}
-	e.agent, err = startProc("agent", filepath.Join(e.tmp, "agent.log"), []string{"ECS_DATADIR=" + filepath.Join(e.tmp, "agent")},
-		o.berth, "agent", "--server", endpoint, "--token", token, "--config", cfgPath, "--log-level", "info",
-		"--simulated", fmt.Sprint(o.instances), "--simulated-cpu", fmt.Sprint(o.instanceCPU),
-		"--simulated-memory", fmt.Sprint(o.instanceMemory))
-	if err != nil {
-		return e, err
-	}
-	id, secret, err := account.ReadCredentials(filepath.Join(data, "credentials"))
-	if err != nil {
-		return e, err
-	}
-	e.client = newClient(endpoint, aws.Credentials{AccessKeyID: id, SecretAccessKey: secret})
+	e.client = newClient(e.Endpoint, e.Credentials)
 	wctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 	if err := e.waitInstances(wctx); err != nil {
 		return e, err
 	}
-	logf(o, "%d instances connected", o.instances)
+	benchkit.Logf(o.verbose, "%d instances connected", o.instances)
 	return e, nil
 }
 
 // close tears the simulation and the server down and removes the
 // temporary directory unless -keep.
 func (e *env) close() {
-	// The simulation is thrown away with the server: a kill spares the
-	// deregistration calls. The server shuts down gracefully.
-	e.agent.stop(syscall.SIGKILL, 5*time.Second)
-	e.srv.stop(syscall.SIGTERM, 20*time.Second)
+	e.Fleet.Stop()
 	if !e.o.keep {
 		os.RemoveAll(e.tmp)
 	}
@@ -121,10 +79,10 @@ func (e *env) close() {
 
 // cpu is the CPU seconds the server and the simulation have used so far.
 func (e *env) cpu() (srv, agent float64, err error) {
-	if srv, err = cpuSeconds(e.srv.pid()); err != nil {
+	if srv, err = benchkit.CPUSeconds(e.Server.Pid()); err != nil {
 		return 0, 0, err
 	}
-	agent, err = cpuSeconds(e.agent.pid())
+	agent, err = benchkit.CPUSeconds(e.Agent.Pid())
 	return srv, agent, err
 }
 
@@ -132,52 +90,36 @@ func (e *env) cpu() (srv, agent float64, err error) {
 // server (-profile); without it they do nothing.
 func (e *env) profileStart() {
 	if e.profiling {
-		_ = e.srv.cmd.Process.Signal(syscall.SIGUSR1)
+		_ = e.Server.Signal(syscall.SIGUSR1)
 	}
 }
 
 func (e *env) profileStop() {
 	if e.profiling {
-		_ = e.srv.cmd.Process.Signal(syscall.SIGUSR2)
+		_ = e.Server.Signal(syscall.SIGUSR2)
 	}
 }
 
 // alive fails when the server or the simulation has exited.
 func (e *env) alive() error {
-	for _, p := range []*proc{e.srv, e.agent} {
-		if p.exited() {
-			b, _ := os.ReadFile(p.log)
-			return fmt.Errorf("%s exited (%v):\n%s", p.name, p.err, tail(b, 40))
+	for _, p := range []*benchkit.Proc{e.Server, e.Agent} {
+		if p.Exited() {
+			b, _ := os.ReadFile(p.Log)
+			return fmt.Errorf("%s exited (%v):\n%s", p.Name, p.Err(), benchkit.Tail(b, 40))
 		}
 	}
 	return nil
-}
-
-func logf(o options, format string, args ...any) {
-	if o.verbose {
-		fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05.000")}, args...)...)
-	}
-}
-
-func createToken(ctx context.Context, berth, data, endpoint string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	out, err := execOutput(ctx, berth, "token", "create", "--cluster", cluster, "--data-dir", data, "--endpoint", endpoint)
-	if err != nil {
-		return "", fmt.Errorf("berth token create: %w", err)
-	}
-	return strings.TrimSpace(out), nil
 }
 
 // newClient is an ECS client with the SDK's standard retries (every call
 // here is idempotent: polls, and creates with a clientToken) over a
 // transport that hands each request a copy of its body
 // (aws/aws-sdk-go-v2#2737, see node.BufferBodies).
-func newClient(endpoint string, creds aws.Credentials) *ecs.Client {
+func newClient(endpoint string, creds aws.CredentialsProvider) *ecs.Client {
 	return ecs.New(ecs.Options{
 		Region:       "us-east-1",
 		BaseEndpoint: aws.String(endpoint),
-		Credentials:  aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return creds, nil }),
+		Credentials:  creds,
 		HTTPClient: &http.Client{Transport: node.BufferBodies(&http.Transport{
 			MaxIdleConnsPerHost: 32, MaxConnsPerHost: 32, IdleConnTimeout: time.Minute,
 		})},
@@ -190,17 +132,11 @@ func (e *env) waitInstances(ctx context.Context) error {
 	want := e.o.instances
 	var last string
 	for {
-		arns, err := listInstances(ctx, e.client)
-		if err == nil && len(arns) >= want {
-			connected := 0
-			err = describeInstances(ctx, e.client, arns, func(ci types.ContainerInstance) {
-				if ci.AgentConnected && aws.ToString(ci.Status) == "ACTIVE" {
-					connected++
-				}
-			})
-			if err == nil && connected >= want {
-				return nil
-			}
+		arns, connected, err := benchkit.ConnectedInstances(ctx, e.client, want)
+		if err == nil && connected >= want {
+			return nil
+		}
+		if len(arns) >= want {
 			last = fmt.Sprintf("%d of %d connected", connected, want)
 		} else {
 			last = fmt.Sprintf("%d of %d registered", len(arns), want)
@@ -212,37 +148,6 @@ func (e *env) waitInstances(ctx context.Context) error {
 			return deadline("waiting for the instances to connect", last, err)
 		}
 	}
-}
-
-func listInstances(ctx context.Context, c *ecs.Client) ([]string, error) {
-	var arns []string
-	p := ecs.NewListContainerInstancesPaginator(c, &ecs.ListContainerInstancesInput{
-		Cluster: aws.String(cluster), MaxResults: aws.Int32(100),
-	})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, err
-		}
-		arns = append(arns, page.ContainerInstanceArns...)
-	}
-	return arns, nil
-}
-
-// describeInstances describes arns, 100 at a time.
-func describeInstances(ctx context.Context, c *ecs.Client, arns []string, each func(types.ContainerInstance)) error {
-	for i := 0; i < len(arns); i += 100 {
-		out, err := c.DescribeContainerInstances(ctx, &ecs.DescribeContainerInstancesInput{
-			Cluster: aws.String(cluster), ContainerInstances: arns[i:min(i+100, len(arns))],
-		})
-		if err != nil {
-			return err
-		}
-		for _, ci := range out.ContainerInstances {
-			each(ci)
-		}
-	}
-	return nil
 }
 
 // pause waits d; false when ctx ended first.

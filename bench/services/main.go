@@ -34,9 +34,12 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/berth-dev/berth/bench/benchkit"
 )
 
 type options struct {
@@ -70,7 +73,7 @@ var allPhases = []string{"rollout", "steady"}
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "serve" {
-		if err := serve(os.Args[2:]); err != nil {
+		if err := benchkit.Serve(os.Args[2:], benchkit.ServeOptions{}); err != nil {
 			fmt.Fprintln(os.Stderr, "services serve:", err)
 			os.Exit(1)
 		}
@@ -152,7 +155,7 @@ func parsePhases(s string) ([]string, error) {
 
 func run(o options) error {
 	fmt.Printf("services: %d simulated instances (%d CPU / %d MiB), task %d CPU / %d MiB, health check %v, %d cores, %s\n",
-		o.instances, o.instanceCPU, o.instanceMemory, o.taskCPU, o.taskMemory, o.health, numCPU(), time.Now().UTC().Format("2006-01-02 15:04 MST"))
+		o.instances, o.instanceCPU, o.instanceMemory, o.taskCPU, o.taskMemory, o.health, runtime.NumCPU(), time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	var rollouts []rolloutResult
 	var steadies []steadyResult
 	var errs []error

@@ -1,16 +1,12 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"os"
-	"os/exec"
-	"regexp"
-	"runtime"
 	"slices"
-	"strings"
 	"time"
+
+	"github.com/berth-dev/berth/bench/benchkit"
 )
 
 func (r rolloutResult) print(w io.Writer, run int) {
@@ -22,7 +18,7 @@ func (r rolloutResult) print(w io.Writer, run int) {
 	fmt.Fprintf(w, "CPU during the rollout: server %.2f s (%.0f %% of a core), simulation %.2f s\n",
 		r.serverCPU, pct(r.serverCPU, r.complete), r.agentCPU)
 	fmt.Fprintf(w, "sampled: runningCount ≥ %d, running+pending ≤ %d; new deployment failedTasks %d\n", r.minRunning, r.maxTotal, r.failedTasks)
-	fmt.Fprintf(w, "polls: %d DescribeServices (1 service each), %d failed; server VmHWM %s\n", r.polls, r.pollErrors, mib(r.serverHWM))
+	fmt.Fprintf(w, "polls: %d DescribeServices (1 service each), %d failed; server VmHWM %s\n", r.polls, r.pollErrors, benchkit.MiB(r.serverHWM))
 	if r.agentStats != "" {
 		fmt.Fprintf(w, "simulation: %s\n", r.agentStats)
 	}
@@ -37,7 +33,7 @@ func (r steadyResult) print(w io.Writer, run int) {
 		r.createCalls.Round(time.Millisecond), r.stable.Round(time.Millisecond), r.createCPU, r.polls, r.pollErrors)
 	fmt.Fprintf(w, "steady window (%v–%v after the server came up, %d controller resyncs in it): %s\n",
 		r.windowFrom.Round(time.Second), r.windowTo.Round(time.Second), r.resyncs, r.window)
-	fmt.Fprintf(w, "after the window: %d services not stable; server VmRSS %s\n", r.unstableAfter, mib(r.serverRSS))
+	fmt.Fprintf(w, "after the window: %d services not stable; server VmRSS %s\n", r.unstableAfter, benchkit.MiB(r.serverRSS))
 	if r.agentStats != "" {
 		fmt.Fprintf(w, "simulation: %s\n", r.agentStats)
 	}
@@ -50,13 +46,7 @@ func (w windowCPU) String() string {
 
 func printRolloutTable(w io.Writer, o options, rs []rolloutResult) {
 	fmt.Fprintf(w, "\nrollout of %d tasks (%d/%d) on %d instances, %d run(s), median [range]:\n", o.tasks, o.minPercent, o.maxPercent, o.instances, len(rs))
-	row := func(name string, f func(rolloutResult) float64, unit string) {
-		vs := make([]float64, len(rs))
-		for i, r := range rs {
-			vs[i] = f(r)
-		}
-		fmt.Fprintf(w, "| %s | %s |\n", name, summary(vs, unit))
-	}
+	row := rowOf(w, rs)
 	fmt.Fprintln(w, "| figure | value |\n|---|---|")
 	row("create → stable (poll)", func(r rolloutResult) float64 { return r.create.Seconds() }, " s")
 	row("create: deployment createdAt → COMPLETED (server clock)", func(r rolloutResult) float64 { return r.createSrv.Seconds() }, " s")
@@ -71,13 +61,7 @@ func printRolloutTable(w io.Writer, o options, rs []rolloutResult) {
 
 func printSteadyTable(w io.Writer, o options, rs []steadyResult) {
 	fmt.Fprintf(w, "\n%d services × %d tasks on %d instances, %d run(s), median [range]:\n", o.services, o.perService, o.instances, len(rs))
-	row := func(name string, f func(steadyResult) float64, unit string) {
-		vs := make([]float64, len(rs))
-		for i, r := range rs {
-			vs[i] = f(r)
-		}
-		fmt.Fprintf(w, "| %s | %s |\n", name, summary(vs, unit))
-	}
+	row := rowOf(w, rs)
 	fmt.Fprintln(w, "| figure | value |\n|---|---|")
 	if o.baseline > 0 {
 		row("server CPU, no service (% of a core)", func(r steadyResult) float64 { return pct(r.baseline.server, r.baseline.took) }, " %")
@@ -89,22 +73,27 @@ func printSteadyTable(w io.Writer, o options, rs []steadyResult) {
 	row("simulation CPU, steady (% of a core)", func(r steadyResult) float64 { return pct(r.window.agent, r.window.took) }, " %")
 }
 
+// rowOf returns a printer of one table row: a figure of each of rs,
+// summarised.
+func rowOf[R any](w io.Writer, rs []R) func(name string, f func(R) float64, unit string) {
+	return func(name string, f func(R) float64, unit string) {
+		vs := make([]float64, len(rs))
+		for i, r := range rs {
+			vs[i] = f(r)
+		}
+		fmt.Fprintf(w, "| %s | %s |\n", name, summary(vs, unit))
+	}
+}
+
 // summary is "median [min–max] unit" of vs (the median of an even count is
 // the mean of the middle two).
 func summary(vs []float64, unit string) string {
-	s := slices.Clone(vs)
-	slices.Sort(s)
-	n := len(s)
-	if n == 0 {
+	if len(vs) == 0 {
 		return "–"
 	}
-	med := s[n/2]
-	if n%2 == 0 {
-		med = (s[n/2-1] + s[n/2]) / 2
-	}
-	out := fmt.Sprintf("%s%s", num(med), unit)
-	if n > 1 {
-		out += fmt.Sprintf(" [%s–%s]", num(s[0]), num(s[n-1]))
+	out := fmt.Sprintf("%s%s", num(benchkit.Median(vs)), unit)
+	if len(vs) > 1 {
+		out += fmt.Sprintf(" [%s–%s]", num(slices.Min(vs)), num(slices.Max(vs)))
 	}
 	return out
 }
@@ -119,33 +108,3 @@ func num(v float64) string {
 		return fmt.Sprintf("%.1f", v)
 	}
 }
-
-func mib(kib int64) string { return fmt.Sprintf("%d MiB", (kib+512)/1024) }
-
-var statsLine = regexp.MustCompile(`(?m)msg=simulation (.*)$`)
-
-// lastStats is the last stats line the simulation logged.
-func lastStats(logPath string) string {
-	b, err := os.ReadFile(logPath)
-	if err != nil {
-		return ""
-	}
-	m := statsLine.FindAllSubmatch(b, -1)
-	if len(m) == 0 {
-		return ""
-	}
-	return strings.ReplaceAll(string(m[len(m)-1][1]), "stats.", "")
-}
-
-func execOutput(ctx context.Context, name string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, name, args...)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
-	}
-	return string(out), nil
-}
-
-func numCPU() int { return runtime.NumCPU() }

@@ -8,6 +8,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	"github.com/berth-dev/berth/bench/benchkit"
 )
 
 const rolloutService = "rolling"
@@ -103,7 +105,7 @@ func runRollout(o options, run int) (r rolloutResult, err error) {
 	}
 	t0 := time.Now()
 	out, err := c.CreateService(ctx, &ecs.CreateServiceInput{
-		Cluster: aws.String(cluster), ServiceName: aws.String(rolloutService), TaskDefinition: aws.String(td1),
+		Cluster: aws.String(benchkit.Cluster), ServiceName: aws.String(rolloutService), TaskDefinition: aws.String(td1),
 		DesiredCount: aws.Int32(int32(o.tasks)), ClientToken: aws.String("rolling-create"),
 		DeploymentConfiguration: &types.DeploymentConfiguration{
 			MinimumHealthyPercent: aws.Int32(int32(o.minPercent)), MaximumPercent: aws.Int32(int32(o.maxPercent)),
@@ -120,7 +122,7 @@ func runRollout(o options, run int) (r rolloutResult, err error) {
 	r.create, r.createSrv = time.Since(t0), created.server
 	cpu1, _, _ := e.cpu()
 	r.createCPU = cpu1 - cpu0
-	logf(o, "service of %d tasks stable after %v", o.tasks, r.create.Round(time.Millisecond))
+	benchkit.Logf(o.verbose, "service of %d tasks stable after %v", o.tasks, r.create.Round(time.Millisecond))
 
 	e.profileStart()
 	srv0, agent0, err := e.cpu()
@@ -129,7 +131,7 @@ func runRollout(o options, run int) (r rolloutResult, err error) {
 	}
 	t0 = time.Now()
 	up, err := c.UpdateService(ctx, &ecs.UpdateServiceInput{
-		Cluster: aws.String(cluster), Service: aws.String(rolloutService), TaskDefinition: aws.String(td2),
+		Cluster: aws.String(benchkit.Cluster), Service: aws.String(rolloutService), TaskDefinition: aws.String(td2),
 	})
 	if err != nil {
 		return r, fmt.Errorf("update service: %w", err)
@@ -163,9 +165,9 @@ func runRollout(o options, run int) (r rolloutResult, err error) {
 	if r.allNew == 0 {
 		r.allNew = r.complete
 	}
-	r.serverHWM, _ = procStatusKiB(e.srv.pid(), "VmHWM")
-	r.agentStats = lastStats(e.agent.log)
-	logf(o, "rollout COMPLETED after %v", r.complete.Round(time.Millisecond))
+	r.serverHWM, _ = benchkit.ProcStatusKiB(e.Server.Pid(), "VmHWM")
+	r.agentStats = benchkit.LastStats(e.Agent.Log)
+	benchkit.Logf(o.verbose, "rollout COMPLETED after %v", r.complete.Round(time.Millisecond))
 	return r, nil
 }
 
@@ -181,7 +183,7 @@ func (e *env) waitService(ctx context.Context, want string, t0 time.Time, each f
 	for {
 		e.calls.Add(1)
 		out, err := e.client.DescribeServices(ctx, &ecs.DescribeServicesInput{
-			Cluster: aws.String(cluster), Services: []string{rolloutService},
+			Cluster: aws.String(benchkit.Cluster), Services: []string{rolloutService},
 		})
 		lastErr = err
 		if err != nil {
@@ -198,7 +200,7 @@ func (e *env) waitService(ctx context.Context, want string, t0 time.Time, each f
 			}
 			if time.Since(lastLog) >= 5*time.Second {
 				lastLog = time.Now()
-				logf(e.o, "%v: running %d pending %d%s", last.at.Round(time.Second), last.running, last.pending, last.describe)
+				benchkit.Logf(e.o.verbose, "%v: running %d pending %d%s", last.at.Round(time.Second), last.running, last.pending, last.describe)
 			}
 		}
 		if err := e.alive(); err != nil {

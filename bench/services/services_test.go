@@ -1,9 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -116,15 +113,6 @@ func TestPct(t *testing.T) {
 	}
 }
 
-func TestNumbered(t *testing.T) {
-	if got := numbered("/p/cpu-steady1-%d.pprof", 2); got != "/p/cpu-steady1-2.pprof" {
-		t.Errorf("numbered = %q", got)
-	}
-	if got := numbered("/p/cpu.pprof", 2); got != "/p/cpu.pprof" {
-		t.Errorf("numbered without %%d = %q", got)
-	}
-}
-
 func TestOptionsCheck(t *testing.T) {
 	good := options{berth: "b", runs: 1, instances: 1, tasks: 1, services: 1, perService: 1, createC: 1,
 		poll: time.Second, pollMany: time.Second, timeout: time.Minute, window: time.Minute, minPercent: 100, maxPercent: 200}
@@ -146,60 +134,11 @@ func TestOptionsCheck(t *testing.T) {
 	}
 }
 
-func TestParseStatCPU(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want float64
-		err  bool
-	}{
-		{in: "123 (berth) S 1 2 3 4 5 6 7 8 9 10 250 150 0 0", want: 4},
-		{in: "123 (a (b) c) R 1 2 3 4 5 6 7 8 9 10 1 2 0 0", want: 0.03},
-		{in: "123 (berth) S 1 2", err: true},
-		{in: "no parenthesis", err: true},
-	} {
-		got, err := parseStatCPU(tc.in)
-		if (err != nil) != tc.err || got != tc.want {
-			t.Errorf("parseStatCPU(%q) = %v, %v; want %v, error %v", tc.in, got, err, tc.want, tc.err)
-		}
-	}
-}
-
-func FuzzParseStatCPU(f *testing.F) {
-	f.Add("123 (berth) S 1 2 3 4 5 6 7 8 9 10 250 150 0 0")
-	f.Add(")")
-	f.Fuzz(func(t *testing.T, s string) {
-		if v, err := parseStatCPU(s); err == nil && v < 0 && !strings.Contains(s, "-") {
-			t.Fatalf("negative CPU time %v from %q", v, s)
-		}
-	})
-}
-
-func TestParseStatusKiB(t *testing.T) {
-	status := "Name:\tberth\nVmHWM:\t  123456 kB\nVmRSS:\t   65432 kB\n"
-	got, err := parseStatusKiB(bufio.NewScanner(strings.NewReader(status)), "VmRSS")
-	if err != nil || got != 65432 {
-		t.Errorf("VmRSS = %d, %v", got, err)
-	}
-	if _, err := parseStatusKiB(bufio.NewScanner(strings.NewReader(status)), "VmSwap"); err == nil {
-		t.Error("a missing field was found")
-	}
-}
-
-func TestLastStats(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "agent.log")
-	log := "time=1 level=INFO msg=simulation stats.instances=10 stats.running=1\n" +
-		"time=3 level=INFO msg=simulation stats.instances=10 stats.running=7\n"
-	if err := os.WriteFile(path, []byte(log), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if got, want := lastStats(path), "instances=10 running=7"; got != want {
-		t.Errorf("lastStats = %q, want %q", got, want)
-	}
-}
-
-func TestUpLine(t *testing.T) {
-	m := upLine.FindStringSubmatch("berth is up: account 000000000000, region us-east-1, API http://127.0.0.1:4567\nPaste")
-	if m == nil || m[1] != "http://127.0.0.1:4567" {
-		t.Errorf("upLine matched %q", m)
+func TestRowOf(t *testing.T) {
+	var b strings.Builder
+	row := rowOf(&b, []rolloutResult{{serverCPU: 1}, {serverCPU: 3}})
+	row("server CPU during the rollout", func(r rolloutResult) float64 { return r.serverCPU }, " s")
+	if got, want := b.String(), "| server CPU during the rollout | 2 s [1–3] |\n"; got != want {
+		t.Errorf("row = %q, want %q", got, want)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
+	"github.com/berth-dev/berth/bench/benchkit"
 	"github.com/berth-dev/berth/internal/controller/service"
 )
 
@@ -53,7 +54,7 @@ func runSteady(o options, run int) (r steadyResult, err error) {
 
 	if o.baseline > 0 {
 		pause(ctx, o.settle)
-		logf(o, "baseline window of %v, no service", o.baseline)
+		benchkit.Logf(o.verbose, "baseline window of %v, no service", o.baseline)
 		if r.baseline, err = e.window(ctx, o.baseline); err != nil {
 			return r, err
 		}
@@ -77,7 +78,7 @@ func runSteady(o options, run int) (r steadyResult, err error) {
 		return r, err
 	}
 	r.createCalls = time.Since(t0)
-	logf(o, "%d CreateService calls returned after %v", len(names), r.createCalls.Round(time.Millisecond))
+	benchkit.Logf(o.verbose, "%d CreateService calls returned after %v", len(names), r.createCalls.Round(time.Millisecond))
 	calls0, errs0 := e.calls.Load(), e.callErrors.Load()
 	if err := e.waitStable(ctx, names); err != nil {
 		return r, err
@@ -87,19 +88,19 @@ func runSteady(o options, run int) (r steadyResult, err error) {
 	e.profileStop()
 	r.createCPU = cpu1 - cpu0
 	r.polls, r.pollErrors = int(e.calls.Load()-calls0), int(e.callErrors.Load()-errs0)
-	logf(o, "%d services stable after %v (%d DescribeServices calls)", len(names), r.stable.Round(time.Millisecond), r.polls)
+	benchkit.Logf(o.verbose, "%d services stable after %v (%d DescribeServices calls)", len(names), r.stable.Round(time.Millisecond), r.polls)
 
 	pause(ctx, o.settle)
-	from := time.Since(e.started)
-	logf(o, "window of %v, %d services stable, no calls", o.window, len(names))
+	from := time.Since(e.Up)
+	benchkit.Logf(o.verbose, "window of %v, %d services stable, no calls", o.window, len(names))
 	if r.window, err = e.window(ctx, o.window); err != nil {
 		return r, err
 	}
 	r.windowFrom, r.windowTo = from, from+r.window.took
 	r.resyncs = resyncsIn(r.windowFrom, r.windowTo, service.DefaultResync)
 	r.done = true
-	r.serverRSS, _ = procStatusKiB(e.srv.pid(), "VmRSS")
-	r.agentStats = lastStats(e.agent.log)
+	r.serverRSS, _ = benchkit.ProcStatusKiB(e.Server.Pid(), "VmRSS")
+	r.agentStats = benchkit.LastStats(e.Agent.Log)
 
 	unstable, err := e.unstable(ctx, names)
 	if err != nil {
@@ -130,12 +131,12 @@ func (e *env) window(ctx context.Context, d time.Duration) (w windowCPU, err err
 		if !pause(ctx, time.Until(next)) {
 			return w, ctx.Err()
 		}
-		v, err := cpuSeconds(e.srv.pid())
+		v, err := benchkit.CPUSeconds(e.Server.Pid())
 		if err != nil {
 			return w, err
 		}
 		if v-prev > w.peak {
-			w.peak, w.peakAt = v-prev, time.Since(e.started)
+			w.peak, w.peakAt = v-prev, time.Since(e.Up)
 		}
 		prev = v
 	}
@@ -181,7 +182,7 @@ func (e *env) createServices(ctx context.Context, names []string, td string) err
 					return
 				}
 				_, err := e.client.CreateService(ctx, &ecs.CreateServiceInput{
-					Cluster: aws.String(cluster), ServiceName: aws.String(names[i]), TaskDefinition: aws.String(td),
+					Cluster: aws.String(benchkit.Cluster), ServiceName: aws.String(names[i]), TaskDefinition: aws.String(td),
 					DesiredCount: aws.Int32(int32(e.o.perService)), ClientToken: aws.String("create-" + names[i]),
 				})
 				if err != nil {
@@ -217,7 +218,7 @@ func (e *env) waitStable(ctx context.Context, names []string) error {
 		}
 		if time.Since(lastLog) >= 5*time.Second {
 			lastLog = time.Now()
-			logf(e.o, "%d of %d services not stable yet", len(pending), len(names))
+			benchkit.Logf(e.o.verbose, "%d of %d services not stable yet", len(pending), len(names))
 		}
 		if err := e.alive(); err != nil {
 			return err
@@ -237,7 +238,7 @@ func (e *env) unstable(ctx context.Context, names []string) ([]string, error) {
 	for i := 0; i < len(names); i += 10 {
 		batch := names[i:min(i+10, len(names))]
 		e.calls.Add(1)
-		resp, err := e.client.DescribeServices(ctx, &ecs.DescribeServicesInput{Cluster: aws.String(cluster), Services: batch})
+		resp, err := e.client.DescribeServices(ctx, &ecs.DescribeServicesInput{Cluster: aws.String(benchkit.Cluster), Services: batch})
 		if err != nil {
 			e.callErrors.Add(1)
 			return append(out, names[i:]...), err

@@ -64,7 +64,7 @@ var layers = []struct {
 	{"internal/controller", 7}, {"internal/ecsapi", 7}, {"internal/ecrapi", 7}, {"internal/elbapi", 7}, {"internal/iamapi", 7},
 	{"internal/registry", 7}, {"internal/lb", 7}, {"internal/agent", 8}, {"internal/acs", 8},
 	{"internal/server", 9}, {"internal/testcluster", 10}, {"internal/archtest", 11},
-	{"cmd/", 12}, {"e2e", 12}, {"bench", 12},
+	{"cmd/", 12}, {"e2e", 12}, {"bench/benchkit", 11}, {"bench", 12},
 }
 
 func rankOf(t testing.TB, importPath string) int {

@@ -1,4 +1,4 @@
-package main
+package benchkit
 
 import (
 	"bufio"
@@ -15,16 +15,20 @@ import (
 	"time"
 )
 
-// proc is a child process whose output goes to a log file.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
-	err  error
+// Proc is a child process whose output goes to a log file.
+type Proc struct {
+	Name    string
+	Log     string    // the file its stdout and stderr go to
+	Started time.Time // when StartProc began to start it
+	cmd     *exec.Cmd
+	done    chan struct{}
+	err     error
 }
 
-func startProc(name, logPath string, env []string, argv ...string) (*proc, error) {
+// StartProc starts argv with env added to this process's environment, its
+// output going to logPath.
+func StartProc(name, logPath string, env []string, argv ...string) (*Proc, error) {
+	started := time.Now()
 	f, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
@@ -36,8 +40,8 @@ func startProc(name, logPath string, env []string, argv ...string) (*proc, error
 		f.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
-	go func() { // owned by p: ends when the process does, stop waits for it
+	p := &Proc{Name: name, Log: logPath, Started: started, cmd: cmd, done: make(chan struct{})}
+	go func() { // owned by p: ends when the process does, Stop waits for it
 		p.err = cmd.Wait()
 		f.Close()
 		close(p.done)
@@ -45,9 +49,14 @@ func startProc(name, logPath string, env []string, argv ...string) (*proc, error
 	return p, nil
 }
 
-func (p *proc) pid() int { return p.cmd.Process.Pid }
+// Pid is the process's id.
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
 
-func (p *proc) exited() bool {
+// Signal sends sig to the process.
+func (p *Proc) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
+
+// Exited tells whether the process has exited.
+func (p *Proc) Exited() bool {
 	select {
 	case <-p.done:
 		return true
@@ -56,9 +65,18 @@ func (p *proc) exited() bool {
 	}
 }
 
-// stop sends sig, waits up to grace, then kills the process and waits.
-func (p *proc) stop(sig syscall.Signal, grace time.Duration) {
-	if p == nil || p.exited() {
+// Err is how the process ended (nil while it runs).
+func (p *Proc) Err() error {
+	if !p.Exited() {
+		return nil
+	}
+	return p.err
+}
+
+// Stop sends sig, waits up to grace, then kills the process and waits. A
+// nil p is stopped already.
+func (p *Proc) Stop(sig syscall.Signal, grace time.Duration) {
+	if p == nil || p.Exited() {
 		return
 	}
 	_ = p.cmd.Process.Signal(sig)
@@ -70,30 +88,30 @@ func (p *proc) stop(sig syscall.Signal, grace time.Duration) {
 	}
 }
 
-// waitLine returns the first submatch of re in the process's log, waiting
+// WaitLine returns the first submatch of re in the process's log, waiting
 // until ctx ends or the process exits.
-func (p *proc) waitLine(ctx context.Context, re *regexp.Regexp) (string, error) {
+func (p *Proc) WaitLine(ctx context.Context, re *regexp.Regexp) (string, error) {
 	for {
-		if b, err := os.ReadFile(p.log); err == nil {
+		if b, err := os.ReadFile(p.Log); err == nil {
 			if m := re.FindSubmatch(b); m != nil {
 				return string(m[1]), nil
 			}
 		}
-		if p.exited() {
-			b, _ := os.ReadFile(p.log)
-			return "", fmt.Errorf("%s exited (%v) before printing /%s/:\n%s", p.name, p.err, re, tail(b, 40))
+		if p.Exited() {
+			b, _ := os.ReadFile(p.Log)
+			return "", fmt.Errorf("%s exited (%v) before printing /%s/:\n%s", p.Name, p.err, re, Tail(b, 40))
 		}
 		select {
 		case <-ctx.Done():
-			b, _ := os.ReadFile(p.log)
-			return "", fmt.Errorf("%s: no /%s/ in time:\n%s", p.name, re, tail(b, 40))
+			b, _ := os.ReadFile(p.Log)
+			return "", fmt.Errorf("%s: no /%s/ in time:\n%s", p.Name, re, Tail(b, 40))
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }
 
-// tail returns the last n lines of b.
-func tail(b []byte, n int) string {
+// Tail returns the last n lines of b.
+func Tail(b []byte, n int) string {
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
@@ -101,8 +119,9 @@ func tail(b []byte, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// procStatusKiB reads a "Field:   123 kB" line of /proc/PID/status.
-func procStatusKiB(pid int, field string) (int64, error) {
+// ProcStatusKiB reads a "Field:   123 kB" line (VmRSS, VmHWM) of
+// /proc/PID/status.
+func ProcStatusKiB(pid int, field string) (int64, error) {
 	f, err := os.Open(filepath.Join("/proc", strconv.Itoa(pid), "status"))
 	if err != nil {
 		return 0, err
@@ -126,8 +145,8 @@ func parseStatusKiB(sc *bufio.Scanner, field string) (int64, error) {
 	return 0, errors.New("no " + field + " in /proc status")
 }
 
-// cpuSeconds is the user+system CPU time the process has used so far.
-func cpuSeconds(pid int) (float64, error) {
+// CPUSeconds is the user+system CPU time the process has used so far.
+func CPUSeconds(pid int) (float64, error) {
 	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
 	if err != nil {
 		return 0, err
