@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/clock"
+	"github.com/berth-dev/berth/internal/controller/periodic"
 	"github.com/berth-dev/berth/internal/ecr"
 	"github.com/berth-dev/berth/internal/store"
 )
@@ -74,23 +75,8 @@ func New(cfg Config) *Sweeper {
 // nil then. Its owner starts it in a goroutine and stops it by cancelling
 // ctx, then waits for it to return.
 func (s *Sweeper) Run(ctx context.Context) error {
-	t := time.NewTicker(s.interval)
-	defer t.Stop()
-	for {
-		if n, err := s.Sweep(ctx); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			s.log.Warn("ecr lifecycle sweep failed", "err", err)
-		} else if n > 0 {
-			s.log.Info("ecr lifecycle policies expired images", "count", n)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	periodic.Run(ctx, s.interval, s.log, "ecr lifecycle sweep", slog.LevelInfo, s.Sweep)
+	return nil
 }
 
 // Sweep applies every repository's lifecycle policy once and returns how

@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/berth-dev/berth/internal/clock"
+	"github.com/berth-dev/berth/internal/controller/periodic"
 	domain "github.com/berth-dev/berth/internal/ecs"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/store"
@@ -76,23 +77,8 @@ func New(cfg Config) *Reaper {
 // Run sweeps at once and then every interval until ctx ends; it returns
 // nil then. A failed sweep is logged and retried at the next interval.
 func (r *Reaper) Run(ctx context.Context) error {
-	t := time.NewTicker(r.interval)
-	defer t.Stop()
-	for {
-		if n, err := r.Sweep(ctx); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			r.log.Warn("task reaper sweep failed", "err", err)
-		} else if n > 0 {
-			r.log.Debug("task reaper removed records", "count", n)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	periodic.Run(ctx, r.interval, r.log, "task reaper sweep", slog.LevelDebug, r.Sweep)
+	return nil
 }
 
 // Sweep deletes every record past its time once and returns how many it
