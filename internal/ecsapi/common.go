@@ -55,6 +55,23 @@ func (h *handlers) commitN(ctx context.Context, attempts int, attempt func() ([]
 // ServerException; the cause goes to the log.
 func storeError(err error) error { return store.Unexpected(err) }
 
+// getSynced is get that, when the record is missing, waits once (per
+// *synced, shared by a commit's attempts) for the cache to apply every
+// committed transaction and reads again: a caller may know of a record (an
+// agent from its channel, the controller from its watch) before this
+// server's cache applied it.
+func getSynced[T any](ctx context.Context, st store.Store, key string, synced *bool) (v T, modRev int64, found bool, err error) {
+	v, modRev, found, err = get[T](ctx, st, key)
+	if err != nil || found || *synced {
+		return v, modRev, found, err
+	}
+	*synced = true
+	if err := store.Sync(ctx, st); err != nil {
+		return v, 0, false, storeError(err)
+	}
+	return get[T](ctx, st, key)
+}
+
 // get reads and decodes the record at key. found is false when the key does
 // not exist; err is only set for store or decoding failures.
 func get[T any](ctx context.Context, r store.Reader, key string) (v T, modRev int64, found bool, err error) {

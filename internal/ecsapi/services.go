@@ -408,18 +408,9 @@ func (h *handlers) changeService(ctx context.Context, cluster, name string, chan
 		if _, _, err := h.activeCluster(ctx, cluster); err != nil {
 			return nil, nil, err
 		}
-		rec, rev, found, err := get[domain.ServiceRecord](ctx, h.store, key)
+		rec, rev, found, err := getSynced[domain.ServiceRecord](ctx, h.store, key, &synced)
 		if err != nil {
 			return nil, nil, err
-		}
-		if !found && !synced {
-			synced = true
-			if err := store.Sync(ctx, h.store); err != nil {
-				return nil, nil, storeError(err)
-			}
-			if rec, rev, found, err = get[domain.ServiceRecord](ctx, h.store, key); err != nil {
-				return nil, nil, err
-			}
 		}
 		if !found {
 			return nil, nil, serviceNotFound()

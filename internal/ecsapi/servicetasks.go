@@ -144,20 +144,9 @@ func (s *ServiceTasks) Stop(ctx context.Context, cluster, taskID, reason string)
 	key := domain.TaskKey(cluster, taskID)
 	synced := false
 	return h.commit(ctx, func() ([]store.Cond, []store.Op, error) {
-		t, rev, found, err := get[domain.TaskRecord](ctx, h.store, key)
+		t, rev, found, err := getSynced[domain.TaskRecord](ctx, h.store, key, &synced)
 		if err != nil {
 			return nil, nil, err
-		}
-		if !found && !synced {
-			// The controller may know the task (from its own watch) before
-			// this cache applied it.
-			synced = true
-			if err := store.Sync(ctx, h.store); err != nil {
-				return nil, nil, storeError(err)
-			}
-			if t, rev, found, err = get[domain.TaskRecord](ctx, h.store, key); err != nil {
-				return nil, nil, err
-			}
 		}
 		if !found || !t.Stop(types.TaskStopCodeServiceSchedulerInitiated, reason, h.now()) {
 			return nil, nil, nil

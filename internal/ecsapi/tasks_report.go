@@ -158,20 +158,9 @@ func (h *handlers) applyReport(ctx context.Context, cluster, id string, build fu
 	key := domain.TaskKey(cluster, id)
 	synced := false
 	err := h.commit(ctx, func() ([]store.Cond, []store.Op, error) {
-		t, rev, found, err := get[domain.TaskRecord](ctx, h.store, key)
+		t, rev, found, err := getSynced[domain.TaskRecord](ctx, h.store, key, &synced)
 		if err != nil {
 			return nil, nil, err
-		}
-		if !found && !synced {
-			// The agent may have learnt of the task (from the channel's
-			// own watch) before this server's cache applied it.
-			synced = true
-			if err := store.Sync(ctx, h.store); err != nil {
-				return nil, nil, storeError(err)
-			}
-			if t, rev, found, err = get[domain.TaskRecord](ctx, h.store, key); err != nil {
-				return nil, nil, err
-			}
 		}
 		if !found {
 			if missing == nil {
