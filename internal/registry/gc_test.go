@@ -251,7 +251,7 @@ func TestCollector(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("the scheduled collector never removed the orphan")
 		}
-		time.Sleep(5 * time.Millisecond) // polling a side effect, not waiting for it
+		<-time.After(5 * time.Millisecond) // between polls
 	}
 	c.Stop()
 	c.Stop() // idempotent
