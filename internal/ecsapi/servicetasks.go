@@ -213,3 +213,47 @@ func closestInstance(fs []scheduler.Failure) string {
 		return prefix + " does not meet the placement constraints of your task."
 	}
 }
+
+// Unfit returns the ids of the cluster's live instances that do not meet
+// a service's memberOf placement constraints (now: attributes change, and
+// a DAEMON service stops its task where its constraints no longer hold).
+// distinctInstance has nothing to say about a placed task; nil when the
+// service has no memberOf constraint.
+func (s *ServiceTasks) Unfit(ctx context.Context, cluster string, constraints []types.PlacementConstraint) (map[string]bool, error) {
+	var exprs []*scheduler.Expression
+	var member []types.PlacementConstraint
+	for _, c := range constraints {
+		if c.Type != types.PlacementConstraintTypeMemberOf {
+			continue
+		}
+		e, err := scheduler.ParseExpression(aws.ToString(c.Expression))
+		if err != nil {
+			return nil, err
+		}
+		exprs = append(exprs, e)
+		member = append(member, c)
+	}
+	if len(exprs) == 0 {
+		return nil, nil
+	}
+	h := s.h
+	snap, err := h.instanceSnapshot(ctx, cluster)
+	if err != nil {
+		return nil, err
+	}
+	live := snap.live
+	if readsRunningCount(member) {
+		if live, err = h.withRunningCounts(ctx, cluster, live); err != nil {
+			return nil, err
+		}
+	}
+	out := map[string]bool{}
+	for i := range live {
+		for _, e := range exprs {
+			if !e.Match(&live[i]) {
+				out[live[i].Name] = true
+			}
+		}
+	}
+	return out, nil
+}

@@ -678,6 +678,21 @@ func TestDaemonPlacementConstraints(t *testing.T) {
 	d := tc.AddInstance(2048, 2048, web)
 	tc.AddInstance(2048, 2048)
 	expect("instances joined", a, b, d)
+
+	// An instance that stops meeting the constraints loses its task.
+	if _, err := tc.ECS.DeleteAttributes(tc.Context(), &ecs.DeleteAttributesInput{
+		Cluster: aws.String(tc.Name),
+		Attributes: []types.Attribute{{Name: aws.String("role"), TargetId: aws.String(b),
+			TargetType: types.TargetTypeContainerInstance}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	expect("an attribute removed", a, d)
+	for _, task := range stopped(t, tc, "web") {
+		if instanceOf(task) == b && !strings.Contains(aws.ToString(task.StoppedReason), "placement constraints") {
+			t.Errorf("the task on %s stopped for %q", b, aws.ToString(task.StoppedReason))
+		}
+	}
 }
 
 // TestDeleteService: with desiredCount 0 or with force, the service turns

@@ -44,6 +44,9 @@ type Launcher interface {
 	Launch(ctx context.Context, l domain.ServiceLaunch) (domain.ServiceLaunchResult, error)
 	Stop(ctx context.Context, cluster, taskID, reason string) error
 	Tasks(ctx context.Context, cluster, service string) ([]*domain.TaskRecord, error)
+	// Unfit returns the ids of the cluster's instances that do not meet
+	// the memberOf constraints given (nil: none given).
+	Unfit(ctx context.Context, cluster string, constraints []types.PlacementConstraint) (map[string]bool, error)
 }
 
 // Defaults.
@@ -489,6 +492,11 @@ func (c *Controller) view(ctx context.Context, rec domain.ServiceRecord) (view, 
 		if ci.Status != domain.InstanceStatusInactive {
 			v.instances[ci.ID] = ci
 			v.instanceRevs[ci.ID] = kv.ModRevision
+		}
+	}
+	if rec.IsDaemon() && len(rec.Service.PlacementConstraints) > 0 {
+		if v.unfit, err = c.cfg.Launcher.Unfit(ctx, rec.Cluster, rec.Service.PlacementConstraints); err != nil {
+			return v, err
 		}
 	}
 	v.refused = c.refusedInstances(domain.ServiceKey(rec.Cluster, rec.Name), v.instanceRevs, rec.Generation)

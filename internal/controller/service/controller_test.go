@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
 	"github.com/berth-dev/berth/internal/controller/workqueue"
 	domain "github.com/berth-dev/berth/internal/ecs"
@@ -51,6 +52,10 @@ func (l *storeLauncher) Launch(ctx context.Context, req domain.ServiceLaunch) (d
 }
 
 func (l *storeLauncher) Stop(context.Context, string, string, string) error { return nil }
+
+func (l *storeLauncher) Unfit(context.Context, string, []types.PlacementConstraint) (map[string]bool, error) {
+	return nil, nil
+}
 
 func (l *storeLauncher) Tasks(ctx context.Context, cluster, service string) ([]*domain.TaskRecord, error) {
 	kvs, _, err := l.st.List(ctx, domain.ServiceTasksPrefix(cluster, service))

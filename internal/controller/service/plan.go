@@ -23,6 +23,9 @@ type view struct {
 	// refused are the ACTIVE instances a DAEMON service's task was refused
 	// on (resources, constraints) and that did not change since.
 	refused map[string]bool
+	// unfit are the instances that do not meet a DAEMON service's memberOf
+	// constraints (any more): its task there stops.
+	unfit map[string]bool
 	// checked says, per deployment id, whether an essential container of
 	// its task definition has a health check (then a task is healthy only
 	// once HEALTHY; otherwise SettleTime after RUNNING).
@@ -66,6 +69,9 @@ const (
 	reasonUnhealthy = "Task failed container health checks"
 	reasonDeleted   = "Service deleted"
 	reasonDraining  = "Container instance is draining"
+	// reasonUnfit: berth's words; ECS documents that DAEMON tasks stop
+	// where the constraints no longer hold, not the reason it gives.
+	reasonUnfit = "Container instance no longer meets the service's placement constraints"
 )
 
 // taskState is a task classified for the plan.
@@ -345,7 +351,7 @@ func decideDaemon(rec *domain.ServiceRecord, states []taskState, v *view, p *pla
 	}
 	ids := make([]string, 0, len(v.instances))
 	for id, ci := range v.instances {
-		if ci.Status == domain.InstanceStatusActive && !v.refused[id] {
+		if ci.Status == domain.InstanceStatusActive && !v.refused[id] && !v.unfit[id] {
 			ids = append(ids, id)
 		}
 	}
@@ -364,6 +370,8 @@ func decideDaemon(rec *domain.ServiceRecord, states []taskState, v *view, p *pla
 		switch {
 		case s.draining:
 			p.stops = append(p.stops, stop{taskID: s.id, reason: reasonDraining, running: s.running})
+		case v.unfit[s.instance]:
+			p.stops = append(p.stops, stop{taskID: s.id, reason: reasonUnfit, running: s.running})
 		case s.unhealthy:
 			p.stops = append(p.stops, stop{taskID: s.id, reason: reasonUnhealthy, running: s.running})
 		case s.deployment != pid:
