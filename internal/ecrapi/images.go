@@ -103,6 +103,18 @@ func tagStatus(s types.TagStatus) (types.TagStatus, error) {
 	return "", ecr.InvalidParameter("Invalid parameter at 'filter.tagStatus' failed to satisfy constraint: 'Member must satisfy enum value set: [TAGGED, UNTAGGED, ANY]'")
 }
 
+// imageFilter reads the filter ListImages and DescribeImages share: the
+// tag status (ANY when absent) and whether the image status hides every
+// image.
+func imageFilter(ts types.TagStatus, is types.ImageStatusFilter) (types.TagStatus, bool, error) {
+	status, err := tagStatus(ts)
+	if err != nil {
+		return "", false, err
+	}
+	hide, err := imageStatusHides(is)
+	return status, hide, err
+}
+
 // imageStatusHides reports whether an imageStatus filter excludes every
 // image: berth's images are all ACTIVE (it has no archive storage class).
 func imageStatusHides(s types.ImageStatusFilter) (bool, error) {
@@ -126,15 +138,14 @@ func (h *handlers) ListImages(ctx context.Context, in *sdk.ListImagesInput) (*sd
 	if err != nil {
 		return nil, err
 	}
-	status := types.TagStatusAny
-	hide := false
+	var ts types.TagStatus
+	var is types.ImageStatusFilter
 	if f := in.Filter; f != nil {
-		if status, err = tagStatus(f.TagStatus); err != nil {
-			return nil, err
-		}
-		if hide, err = imageStatusHides(f.ImageStatus); err != nil {
-			return nil, err
-		}
+		ts, is = f.TagStatus, f.ImageStatus
+	}
+	status, hide, err := imageFilter(ts, is)
+	if err != nil {
+		return nil, err
 	}
 	if _, _, err := h.repository(ctx, t); err != nil {
 		return nil, err
@@ -202,15 +213,14 @@ func (h *handlers) DescribeImages(ctx context.Context, in *sdk.DescribeImagesInp
 	if err != nil {
 		return nil, err
 	}
-	status := types.TagStatusAny
-	hide := false
+	var ts types.TagStatus
+	var is types.ImageStatusFilter
 	if f := in.Filter; f != nil {
-		if status, err = tagStatus(f.TagStatus); err != nil {
-			return nil, err
-		}
-		if hide, err = imageStatusHides(f.ImageStatus); err != nil {
-			return nil, err
-		}
+		ts, is = f.TagStatus, f.ImageStatus
+	}
+	status, hide, err := imageFilter(ts, is)
+	if err != nil {
+		return nil, err
 	}
 	if len(in.ImageIds) > 0 {
 		if err := checkBatchLength(len(in.ImageIds)); err != nil {

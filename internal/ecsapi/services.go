@@ -58,12 +58,7 @@ func (h *handlers) serviceRefARN(cluster, ref string) string {
 // parameter when given, else the cluster a service ARN names, else the
 // default cluster.
 func (h *handlers) serviceCluster(cluster *string, ref string) (string, error) {
-	if aws.ToString(cluster) == "" && arn.IsARN(ref) {
-		if r, err := arn.Parse(ref); err == nil && r.Type == arn.TypeService && r.In(h.region, h.account) {
-			return r.Cluster, nil
-		}
-	}
-	return h.clusterRef(cluster)
+	return h.refCluster(cluster, ref, arn.TypeService)
 }
 
 // serviceTasks lists the task records of a service: the service → task

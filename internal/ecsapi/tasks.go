@@ -52,8 +52,15 @@ func (h *handlers) taskRefARN(cluster, ref string) string {
 // taskCluster is the cluster of a task parameter: the cluster parameter
 // when given, else the cluster a task ARN names, else the default cluster.
 func (h *handlers) taskCluster(cluster *string, ref string) (string, error) {
+	return h.refCluster(cluster, ref, arn.TypeTask)
+}
+
+// refCluster is the cluster of a parameter referring to a resource of
+// type typ: the cluster parameter when given, else the cluster the
+// resource's ARN names, else the default cluster.
+func (h *handlers) refCluster(cluster *string, ref string, typ string) (string, error) {
 	if aws.ToString(cluster) == "" && arn.IsARN(ref) {
-		if r, err := arn.Parse(ref); err == nil && r.Type == arn.TypeTask && r.In(h.region, h.account) {
+		if r, err := arn.Parse(ref); err == nil && r.Type == typ && r.In(h.region, h.account) {
 			return r.Cluster, nil
 		}
 	}
