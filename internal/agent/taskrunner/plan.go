@@ -477,7 +477,9 @@ func parseEnvFile(data []byte) ([]string, error) {
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 0, 4096), maxEnvFile)
 	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSuffix(sc.Text(), "\r")
+		// Every trailing CR goes (CRLF files, and "\r\r\n" from a
+		// double conversion), so an accepted value never ends in one.
+		line := strings.TrimRight(sc.Text(), "\r")
 		if strings.TrimSpace(line) == "" || strings.HasPrefix(strings.TrimSpace(line), "#") {
 			continue
 		}

@@ -257,7 +257,7 @@ func FuzzFromState(f *testing.F) {
 // FuzzParseEnvFile: environment files come from the host; whatever they
 // hold, the parser returns KEY=VALUE entries that parse back the same.
 func FuzzParseEnvFile(f *testing.F) {
-	for _, s := range []string{"A=1\nB=2\n", "# c\n\nX=y=z\r\n", "=bad", "K=\x00"} {
+	for _, s := range []string{"A=1\nB=2\n", "# c\n\nX=y=z\r\n", "=bad", "K=\x00", "0=\r\r\n"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
