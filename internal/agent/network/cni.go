@@ -64,7 +64,12 @@ type Config struct {
 type CNI struct {
 	cfg     Config
 	netName string
-	cni     gocni.CNI
+	cni     gocni.CNI // bridge, then portmap
+	// noPorts is the same network without portmap, for attachments that
+	// map no host ports: one plugin exec fewer on every start and stop.
+	// Which of the two an attachment uses follows from its ports alone,
+	// so DEL always runs the chain ADD ran.
+	noPorts gocni.CNI
 	records records
 	locks   idLocks
 }
@@ -111,19 +116,11 @@ func NewCNI(cfg Config) (*CNI, error) {
 			return nil, fmt.Errorf("network: %w", err)
 		}
 	}
-	conf, err := c.conflist(subnet)
-	if err != nil {
+	if c.cni, err = c.load(subnet, true); err != nil {
 		return nil, err
 	}
-	c.cni, err = gocni.New(gocni.WithPluginDir(cfg.PluginDirs), gocni.WithInterfacePrefix("eth"), gocni.WithMinNetworkCount(1))
-	if err != nil {
-		return nil, fmt.Errorf("network: %w", err)
-	}
-	// Only our conflist, so the interface is eth0 (loopback is brought up
-	// when the namespace is made, not by a second network that would
-	// shift the index).
-	if err := c.cni.Load(gocni.WithConfListBytes(conf)); err != nil {
-		return nil, fmt.Errorf("network: load conflist: %w", err)
+	if c.noPorts, err = c.load(subnet, false); err != nil {
+		return nil, err
 	}
 	if err := c.ensureHostRules(context.Background()); err != nil {
 		return nil, err
@@ -141,11 +138,37 @@ func networkName(cfg Config) string {
 	return "berth-" + cfg.BridgeName + "-" + hex.EncodeToString(sum[:4])
 }
 
-// conflist is the chain: bridge (gateway, NAT out, hairpin) with host-local
-// addresses, portmap for host ports (snat on by default, which is what makes
-// 127.0.0.1:hostPort work), and firewall so a FORWARD policy of DROP (as
-// Docker sets) does not cut containers off.
-func (c *CNI) conflist(subnet netip.Prefix) ([]byte, error) {
+// load makes a go-cni instance with only this network's conflist, so the
+// interface is eth0 (loopback is brought up when the namespace is made,
+// not by a second network that would shift the index).
+func (c *CNI) load(subnet netip.Prefix, portmap bool) (gocni.CNI, error) {
+	conf, err := c.conflist(subnet, portmap)
+	if err != nil {
+		return nil, err
+	}
+	g, err := gocni.New(gocni.WithPluginDir(c.cfg.PluginDirs), gocni.WithInterfacePrefix("eth"), gocni.WithMinNetworkCount(1))
+	if err != nil {
+		return nil, fmt.Errorf("network: %w", err)
+	}
+	if err := g.Load(gocni.WithConfListBytes(conf)); err != nil {
+		return nil, fmt.Errorf("network: load conflist: %w", err)
+	}
+	return g, nil
+}
+
+// chain is the go-cni instance for an attachment mapping ports.
+func (c *CNI) chain(ports []PortMapping) gocni.CNI {
+	if len(ports) == 0 {
+		return c.noPorts
+	}
+	return c.cni
+}
+
+// conflist is the chain: bridge (gateway, hairpin) with host-local
+// addresses, then, when portmap is set, portmap for host ports (snat on by
+// default, which is what makes 127.0.0.1:hostPort work). NAT out and
+// forwarding are the bridge's host rules (hostrules.go).
+func (c *CNI) conflist(subnet netip.Prefix, portmap bool) ([]byte, error) {
 	gateway := subnet.Addr().Next()
 	ipam := map[string]any{
 		"type":    "host-local",
@@ -164,13 +187,14 @@ func (c *CNI) conflist(subnet netip.Prefix) ([]byte, error) {
 	if c.cfg.MTU > 0 {
 		bridge["mtu"] = c.cfg.MTU
 	}
+	plugins := []any{bridge}
+	if portmap {
+		plugins = append(plugins, map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}})
+	}
 	return json.Marshal(map[string]any{
 		"cniVersion": cniVersion,
 		"name":       c.netName,
-		"plugins": []any{
-			bridge,
-			map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}},
-		},
+		"plugins":    plugins,
 	})
 }
 
@@ -290,7 +314,7 @@ func (c *CNI) Prepare(ctx context.Context, req Request) (string, error) {
 func (c *CNI) complete(ctx context.Context, rec record) (Attachment, error) {
 	att := rec.Attachment
 	if rec.Adding {
-		if err := c.cni.Remove(ctx, att.ID, att.NetNSPath, portMapOpt(att.Ports)); err != nil {
+		if err := c.chain(att.Ports).Remove(ctx, att.ID, att.NetNSPath, portMapOpt(att.Ports)); err != nil {
 			return Attachment{}, &errdefs.Error{Kind: errdefs.ErrInternal, Message: "network: attach " + att.ID, Cause: fmt.Errorf("CNI DEL of an interrupted ADD: %w", err)}
 		}
 	}
@@ -321,7 +345,7 @@ func (c *CNI) add(ctx context.Context, att Attachment) (string, error) {
 // setup runs CNI ADD in att's namespace and returns the container's IPv4
 // address.
 func (c *CNI) setup(ctx context.Context, att Attachment) (string, error) {
-	res, err := c.cni.Setup(ctx, att.ID, att.NetNSPath, portMapOpt(att.Ports))
+	res, err := c.chain(att.Ports).Setup(ctx, att.ID, att.NetNSPath, portMapOpt(att.Ports))
 	if err != nil {
 		return "", fmt.Errorf("CNI ADD: %w", err)
 	}
@@ -346,7 +370,7 @@ func (c *CNI) teardown(ctx context.Context, att Attachment) error {
 		if !isNetNS(path) {
 			nsArg = "" // never mounted or already removed: DEL what lives outside it
 		}
-		if err := c.cni.Remove(ctx, att.ID, nsArg, portMapOpt(att.Ports)); err != nil {
+		if err := c.chain(att.Ports).Remove(ctx, att.ID, nsArg, portMapOpt(att.Ports)); err != nil {
 			return &errdefs.Error{Kind: errdefs.ErrInternal, Message: "network: detach " + att.ID, Cause: fmt.Errorf("CNI DEL: %w", err)}
 		}
 		if err := removeNetNS(path); err != nil {

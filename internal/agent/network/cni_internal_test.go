@@ -66,29 +66,33 @@ func fakePlugins(t *testing.T, perm os.FileMode) string {
 func TestConflist(t *testing.T) {
 	c := &CNI{cfg: Config{BridgeName: "br9", DataDir: "/var/lib/berth/network", MTU: 1400}}
 	c.netName = networkName(c.cfg)
-	b, err := c.conflist(netip.MustParsePrefix("10.9.0.0/24"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got any
-	if err := json.Unmarshal(b, &got); err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]any{
-		"cniVersion": "1.0.0",
-		"name":       c.netName,
-		"plugins": []any{
-			map[string]any{"type": "bridge", "bridge": "br9", "isGateway": true, "ipMasq": false, "hairpinMode": true, "mtu": 1400.0,
-				"ipam": map[string]any{
-					"type": "host-local", "dataDir": "/var/lib/berth/network/ipam",
-					"ranges": []any{[]any{map[string]any{"subnet": "10.9.0.0/24", "gateway": "10.9.0.1"}}},
-					"routes": []any{map[string]any{"dst": "0.0.0.0/0"}},
-				}},
-			map[string]any{"type": "portmap", "capabilities": map[string]any{"portMappings": true}},
-		},
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("conflist (-want +got):\n%s", diff)
+	bridge := map[string]any{"type": "bridge", "bridge": "br9", "isGateway": true, "ipMasq": false, "hairpinMode": true, "mtu": 1400.0,
+		"ipam": map[string]any{
+			"type": "host-local", "dataDir": "/var/lib/berth/network/ipam",
+			"ranges": []any{[]any{map[string]any{"subnet": "10.9.0.0/24", "gateway": "10.9.0.1"}}},
+			"routes": []any{map[string]any{"dst": "0.0.0.0/0"}},
+		}}
+	portmap := map[string]any{"type": "portmap", "capabilities": map[string]any{"portMappings": true}}
+	for _, tc := range []struct {
+		portmap bool
+		plugins []any
+	}{
+		{true, []any{bridge, portmap}},
+		// The same network (name, bridge, address pool) without portmap.
+		{false, []any{bridge}},
+	} {
+		b, err := c.conflist(netip.MustParsePrefix("10.9.0.0/24"), tc.portmap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got any
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]any{"cniVersion": "1.0.0", "name": c.netName, "plugins": tc.plugins}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("conflist portmap=%v (-want +got):\n%s", tc.portmap, diff)
+		}
 	}
 }
 
