@@ -59,6 +59,23 @@ type cachedSnapshot struct {
 	rev int64 // the store revision of the listing
 }
 
+// width is how many placements of cluster should be in flight at once: one
+// per instance that can take tasks, at most placementsInFlight (the
+// default too, before the cluster's first snapshot). Concurrent placements
+// on the same instance all but one lose their compare-and-swap and place
+// again after a back-off; a cluster of one instance places fastest one at
+// a time, each attempt reading the commit before it (a Txn returns once
+// the cache shows it).
+func (c *snapCache) width(cluster string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cs, ok := c.clusters[cluster]
+	if !ok {
+		return placementsInFlight
+	}
+	return min(max(len(cs.s.live), 1), placementsInFlight)
+}
+
 // instanceSnapshot lists a cluster's instances and returns their snapshot.
 func (h *handlers) instanceSnapshot(ctx context.Context, cluster string) (*instSnapshot, error) {
 	kvs, rev, err := h.store.List(ctx, domain.ContainerInstancesPrefix(cluster))

@@ -150,18 +150,18 @@ func TestSnapshotReuse(t *testing.T) {
 }
 
 func TestClusterGates(t *testing.T) {
-	l := clusterGates{n: 2}
+	var l clusterGates
 	bg := context.Background()
-	leave1, err := l.enter(bg, "a")
+	leave1, err := l.enter(bg, "a", 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	leave2, err := l.enter(bg, "a")
+	leave2, err := l.enter(bg, "a", 2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Another cluster is not held up.
-	leaveB, err := l.enter(bg, "b")
+	leaveB, err := l.enter(bg, "b", 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,12 +170,12 @@ func TestClusterGates(t *testing.T) {
 	// ends gives up.
 	ctx, cancel := context.WithCancel(bg)
 	cancel()
-	if _, err := l.enter(ctx, "a"); !errors.Is(err, context.Canceled) {
+	if _, err := l.enter(ctx, "a", 2); !errors.Is(err, context.Canceled) {
 		t.Fatalf("entered a full gate: %v", err)
 	}
 	got := make(chan func(), 1)
 	go func() {
-		leave, err := l.enter(bg, "a")
+		leave, err := l.enter(bg, "a", 2)
 		if err != nil {
 			t.Error(err)
 		}
@@ -189,4 +189,29 @@ func TestClusterGates(t *testing.T) {
 	if len(l.gates) != 0 {
 		t.Errorf("%d gates kept after every placement left", len(l.gates))
 	}
+}
+
+func TestPlacementWidth(t *testing.T) {
+	var c snapCache
+	if got := c.width("a"); got != placementsInFlight {
+		t.Errorf("before any snapshot: %d, want %d", got, placementsInFlight)
+	}
+	for _, tc := range []struct{ live, want int }{{0, 1}, {1, 1}, {3, 3}, {placementsInFlight + 5, placementsInFlight}} {
+		c.clusters = map[string]cachedSnapshot{"a": {s: &instSnapshot{live: make([]scheduler.Instance, tc.live)}, rev: 1}}
+		if got := c.width("a"); got != tc.want {
+			t.Errorf("%d live instances: width %d, want %d", tc.live, got, tc.want)
+		}
+	}
+	// A gate opened at width 1 admits one placement at a time.
+	var l clusterGates
+	leave, err := l.enter(context.Background(), "a", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := l.enter(ctx, "a", 8); !errors.Is(err, context.Canceled) {
+		t.Errorf("a second placement entered a gate of width 1: %v", err)
+	}
+	leave()
 }

@@ -92,7 +92,7 @@ func noInstances() error {
 // the attempt is repeated on a fresh snapshot, so an instance is never
 // over-committed.
 func (h *handlers) place(ctx context.Context, in placeInput) (placeResult, error) {
-	leave, err := h.placeGates.enter(ctx, in.cluster)
+	leave, err := h.placeGates.enter(ctx, in.cluster, h.snaps.width(in.cluster))
 	if err != nil {
 		return placeResult{}, err
 	}
@@ -208,11 +208,10 @@ func (h *handlers) place(ctx context.Context, in placeInput) (placeResult, error
 const placementsInFlight = 8
 
 // clusterGates bounds each cluster's placements in flight in this server
-// (placementsInFlight). Correctness does not rest on it: the transaction's
-// conditions still guard every instance against other servers and other
-// writers.
+// (placementsInFlight, or fewer: the width a burst's first placement
+// gives). Correctness does not rest on it: the transaction's conditions
+// still guard every instance against other servers and other writers.
 type clusterGates struct {
-	n     int // placements in flight per cluster; 0 is placementsInFlight
 	mu    sync.Mutex
 	gates map[string]*clusterGate
 }
@@ -223,19 +222,17 @@ type clusterGate struct {
 }
 
 // enter waits for a place among cluster's placements in flight, or fails
-// when ctx ends first; leave gives the place up.
-func (l *clusterGates) enter(ctx context.Context, cluster string) (leave func(), err error) {
+// when ctx ends first; leave gives the place up. width (at least 1) sizes
+// the gate when this placement opens it; a gate lasts while it has
+// holders or waiters, so a burst keeps the width its first placement saw.
+func (l *clusterGates) enter(ctx context.Context, cluster string, width int) (leave func(), err error) {
 	l.mu.Lock()
 	if l.gates == nil {
 		l.gates = map[string]*clusterGate{}
 	}
 	g := l.gates[cluster]
 	if g == nil {
-		n := l.n
-		if n <= 0 {
-			n = placementsInFlight
-		}
-		g = &clusterGate{sem: make(chan struct{}, n)}
+		g = &clusterGate{sem: make(chan struct{}, max(width, 1))}
 		l.gates[cluster] = g
 	}
 	g.users++
