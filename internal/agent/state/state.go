@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -63,6 +64,27 @@ var (
 type DB struct {
 	bolt *bolt.DB
 	path string
+
+	// Group commit: bolt commits one writer at a time, each with its
+	// fsyncs, and a burst of task starts saves many records at once.
+	// Writes that arrive while a commit runs wait in pending and go in
+	// the next commit together; a write that finds none running commits
+	// at once, so nothing is delayed to gather a batch.
+	mu         sync.Mutex
+	pending    []*write
+	committing bool
+}
+
+// write is one queued change; done gets its result, or lead when its
+// writer is to commit the queue.
+type write struct {
+	fn   func(*bolt.Tx) error
+	done chan writeResult
+}
+
+type writeResult struct {
+	err  error
+	lead bool
 }
 
 // Open opens (creating if needed) the database at path, creating its
@@ -169,11 +191,60 @@ func (d *DB) del(bucket, key []byte) error {
 	return d.update(func(tx *bolt.Tx) error { return tx.Bucket(bucket).Delete(key) })
 }
 
+// update applies fn in a write transaction, committed alone or with the
+// writes queued beside it; it returns once fn's change is durable.
 func (d *DB) update(fn func(*bolt.Tx) error) error {
-	if err := d.bolt.Update(fn); err != nil {
-		return &errdefs.Error{Kind: errdefs.ErrUnavailable, Message: "agent state " + d.path + ": write failed", Cause: err}
+	w := &write{fn: fn, done: make(chan writeResult, 1)}
+	d.mu.Lock()
+	d.pending = append(d.pending, w)
+	lead := !d.committing
+	d.committing = true
+	d.mu.Unlock()
+	if !lead {
+		res := <-w.done
+		if !res.lead {
+			return res.err
+		}
+	}
+	d.commitPending()
+	res := <-w.done
+	if res.err != nil {
+		return &errdefs.Error{Kind: errdefs.ErrUnavailable, Message: "agent state " + d.path + ": write failed", Cause: res.err}
 	}
 	return nil
+}
+
+// commitPending commits the queue (which holds the leader's own write) in
+// one transaction, then hands the lead to the first write queued
+// meanwhile, if any. When the batch fails, each write is retried alone so
+// that one bad write does not fail the others.
+func (d *DB) commitPending() {
+	d.mu.Lock()
+	batch := d.pending
+	d.pending = nil
+	d.mu.Unlock()
+	err := d.bolt.Update(func(tx *bolt.Tx) error {
+		for _, w := range batch {
+			if err := w.fn(tx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	for _, w := range batch {
+		if err != nil && len(batch) > 1 {
+			w.done <- writeResult{err: d.bolt.Update(w.fn)}
+			continue
+		}
+		w.done <- writeResult{err: err}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.pending) == 0 {
+		d.committing = false
+		return
+	}
+	d.pending[0].done <- writeResult{lead: true}
 }
 
 // Instance is the agent's registration.

@@ -231,6 +231,55 @@ func TestConcurrentWriters(t *testing.T) {
 	}
 }
 
+// TestGroupCommit: writes queued together commit in one transaction; a bad
+// one fails alone; a write queued during a commit is handed the lead.
+func TestGroupCommit(t *testing.T) {
+	db, _ := openTemp(t)
+	raw, err := encode([]hostports.Binding{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(key string) *write {
+		return &write{done: make(chan writeResult, 1), fn: func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketPorts).Put([]byte(key), raw)
+		}}
+	}
+	late := put("late")
+	arrive := &write{done: make(chan writeResult, 1), fn: func(tx *bolt.Tx) error {
+		db.mu.Lock() // as update does, while the batch commits
+		db.pending = append(db.pending, late)
+		db.mu.Unlock()
+		return tx.Bucket(bucketPorts).Put([]byte("b"), raw)
+	}}
+	bad := put("") // bolt refuses an empty key
+	db.pending, db.committing = []*write{put("a"), bad, arrive}, true
+	batch := db.pending
+	db.commitPending()
+	for i, w := range batch {
+		res := <-w.done
+		if (res.err != nil) != (w == bad) || res.lead {
+			t.Errorf("write %d: %+v", i, res)
+		}
+	}
+	if res := <-late.done; !res.lead {
+		t.Fatalf("the write queued during the commit got %+v, not the lead", res)
+	}
+	db.commitPending() // as the new leader does
+	if res := <-late.done; res.err != nil {
+		t.Fatal(res.err)
+	}
+	if db.committing || len(db.pending) != 0 {
+		t.Errorf("after the queue drained: committing %v, %d pending", db.committing, len(db.pending))
+	}
+	ports, err := db.Ports()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ports) != 3 {
+		t.Errorf("owners %v, want a, b and late", ports)
+	}
+}
+
 // putRaw writes bytes under a key behind the API's back.
 func putRaw(t *testing.T, db *DB, bucket []byte, key string, raw []byte) {
 	t.Helper()
