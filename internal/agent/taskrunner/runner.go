@@ -60,6 +60,9 @@ type runner struct {
 	depSince     map[int]time.Time
 	stopAcked    chan struct{}
 	stopReported bool
+	// fresh: the record was made in this run of the agent, so no earlier
+	// run can have created its containers; nothing to look for first.
+	fresh bool
 }
 
 type exitMsg struct {
@@ -148,6 +151,7 @@ func (r *runner) now() time.Time { return r.e.clock.Now() }
 // run is the runner's goroutine.
 func (r *runner) run(ctx context.Context, resumed bool) {
 	defer close(r.done)
+	r.fresh = !resumed
 	qctx, qcancel := context.WithCancel(ctx)
 	var qwg sync.WaitGroup
 	qwg.Go(func() { r.q.run(qctx) })
@@ -299,17 +303,15 @@ func (r *runner) startAndWatch(ctx context.Context) {
 		}
 	}
 	r.mu.Lock()
-	pulled := r.rec.PullStoppedAt.IsZero()
-	if pulled {
+	if r.rec.PullStoppedAt.IsZero() {
 		r.rec.PullStoppedAt = r.now()
 	}
 	r.mu.Unlock()
-	r.save()
-	if !r.rec.PortsAllocated {
-		if f := r.allocatePorts(); f != nil {
-			r.fail(f)
-			return
-		}
+	if r.rec.PortsAllocated {
+		r.save()
+	} else if f := r.allocatePorts(); f != nil { // it saves the pull's times too
+		r.fail(f)
+		return
 	}
 	if !r.adopt(ctx) {
 		return
@@ -359,10 +361,12 @@ func (r *runner) allocatePorts() *failure {
 // are handled as exits, vanished ones are re-created or, if they ran,
 // handled as exits. It returns false when ctx ended.
 func (r *runner) adopt(ctx context.Context) bool {
+	seen := false // a fresh task has nothing to adopt, nor to save
 	for i, c := range r.rec.Containers {
 		if c.Status != ctrCreated && c.Status != ctrRunning {
 			continue
 		}
+		seen = true
 		st, err := r.e.cfg.Runtime.Inspect(ctx, c.RuntimeID)
 		switch {
 		case ctx.Err() != nil:
@@ -378,7 +382,9 @@ func (r *runner) adopt(ctx context.Context) bool {
 			r.observe(i, st)
 		}
 	}
-	r.save()
+	if seen {
+		r.save()
+	}
 	return true
 }
 
@@ -558,7 +564,7 @@ func (r *runner) depsMet(i int) (bool, *failure) {
 func (r *runner) bringUp(ctx context.Context, i int) {
 	rt := r.e.cfg.Runtime
 	c, cp := r.rec.Containers[i], r.plan.containers[i]
-	if c.Status == ctrNone {
+	if c.Status == ctrNone && !r.fresh {
 		st, err := rt.Inspect(ctx, c.RuntimeID)
 		switch {
 		case ctx.Err() != nil:
