@@ -51,6 +51,17 @@ func (h *handlers) commitN(ctx context.Context, attempts int, attempt func() ([]
 	return store.Commit(ctx, h.store, attempts, attempt)
 }
 
+// includeTags reads the include of a Describe action whose only field is
+// TAGS: whether it asks for tags, or ECS's error for any other field.
+func includeTags[F ~string](include []F, tags F) (bool, error) {
+	for _, f := range include {
+		if f != tags {
+			return false, domain.InvalidParameter("include should be one of [TAGS]")
+		}
+	}
+	return len(include) > 0, nil
+}
+
 // storeError wraps an unexpected store failure: the caller sees a
 // ServerException; the cause goes to the log.
 func storeError(err error) error { return store.Unexpected(err) }

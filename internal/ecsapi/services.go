@@ -661,12 +661,9 @@ func (h *handlers) DescribeServices(ctx context.Context, in *ecs.DescribeService
 	if err != nil {
 		return nil, err
 	}
-	withTags := false
-	for _, f := range in.Include {
-		if f != types.ServiceFieldTags {
-			return nil, domain.InvalidParameter("include should be one of [TAGS]")
-		}
-		withTags = true
+	withTags, err := includeTags(in.Include, types.ServiceFieldTags)
+	if err != nil {
+		return nil, err
 	}
 	if _, err := h.existingCluster(ctx, aws.String(cluster)); err != nil {
 		return nil, err

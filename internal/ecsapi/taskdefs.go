@@ -205,12 +205,11 @@ func (h *handlers) DescribeTaskDefinition(ctx context.Context, in *ecs.DescribeT
 		return nil, err
 	}
 	out := &ecs.DescribeTaskDefinitionOutput{TaskDefinition: &rec.TaskDefinition}
-	for _, f := range in.Include {
-		if f != types.TaskDefinitionFieldTags {
-			return nil, domain.InvalidParameter("include should be one of [TAGS]")
-		}
+	withTags, err := includeTags(in.Include, types.TaskDefinitionFieldTags)
+	if err != nil {
+		return nil, err
 	}
-	if slices.Contains(in.Include, types.TaskDefinitionFieldTags) {
+	if withTags {
 		out.Tags = rec.Tags
 		if out.Tags == nil {
 			out.Tags = []types.Tag{}

@@ -361,12 +361,9 @@ func (h *handlers) DescribeTasks(ctx context.Context, in *ecs.DescribeTasksInput
 	if err != nil {
 		return nil, err
 	}
-	withTags := false
-	for _, f := range in.Include {
-		if f != types.TaskFieldTags {
-			return nil, domain.InvalidParameter("include should be one of [TAGS]")
-		}
-		withTags = true
+	withTags, err := includeTags(in.Include, types.TaskFieldTags)
+	if err != nil {
+		return nil, err
 	}
 	if _, err := h.existingCluster(ctx, aws.String(cluster)); err != nil {
 		return nil, err
